@@ -1,0 +1,108 @@
+"""Lay out a servable Triton model repository from a model pack.
+
+    <out>/preprocess, detector, align, embedder, [attributes], postprocess, face_analysis (the ensemble)
+
+Each model has `config.pbtxt` (GPU target) and, where it differs, `configs/cpu.pbtxt` (CPU target). The step code
+comes from the project's `model_repository/` folder, the weights from the pack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import onnx
+
+from face_analysis.packs.manifest import PackManifest
+from face_analysis.repository import configs
+from face_analysis.repository.configs import BuildOptions
+from face_analysis.repository.onnx_tools import has_dynamic_batch, make_batch_dynamic, signature
+
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "model_repository"
+MARKER = ".face-analysis-repository"
+CONTRACT_VERSION = "1"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -> Path:
+    folder = out / name
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(configs.to_text(gpu))
+    if cpu is not None:
+        (folder / "configs").mkdir(exist_ok=True)
+        (folder / "configs" / "cpu.pbtxt").write_text(configs.to_text(cpu))
+    if code:
+        shutil.copyfile(SOURCE_DIR / code / "model.py", folder / "1" / "model.py")
+    return folder
+
+
+def _place_onnx(src: Path, dst: Path, need_batch: bool) -> onnx.ModelProto:
+    """Put the weights at `dst`: linked or copied as they are, or rewritten when the batch must be freed."""
+    model = onnx.load(str(src))
+    if need_batch and not has_dynamic_batch(model):
+        try:
+            model = make_batch_dynamic(model)
+        except ValueError as exc:
+            raise BuildError(f"{src.name}: {exc}") from None
+        onnx.save(model, str(dst))
+        return model
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+    return model
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists():
+        if not (out / MARKER).exists() and any(out.iterdir()):
+            raise BuildError(f"{out} exists and is not a repository this tool built; not touching it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("built by `face-analysis repo build`; rebuilt from scratch each time\n")
+
+
+def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildOptions = BuildOptions()) -> Path:
+    """Write the repository for `pack` (files in `pack_dir`) into `out`, replacing an earlier build there."""
+    pack_dir, out = Path(pack_dir), Path(out)
+    for role, spec in pack.roles.items():
+        if not (pack_dir / spec.file).is_file():
+            raise BuildError(f"{role} file {spec.file} not found in {pack_dir}; run `face-analysis pack fetch {pack.name}`")
+    _prepare_out(out)
+
+    det_folder = out / "detector" / "1"
+    det_folder.mkdir(parents=True)
+    det_in_list, det_out = signature(_place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", False))
+    layout, heads = configs.detector_heads(det_out, pack.detector)
+    _write_model(out, "detector", *configs.detector(pack, det_in_list[0], det_out, opts), code="onnx_cpu")
+
+    def batched(name: str, spec, width: int):
+        folder = out / name / "1"
+        folder.mkdir(parents=True)
+        sig_in, sig_out = signature(_place_onnx(pack_dir / spec.file, folder / "model.onnx", True))
+        _write_model(out, name, *configs.batched_model(name, spec, sig_in[0], sig_out[0], width, opts), code="onnx_cpu")
+        return sig_in[0], sig_out[0]
+
+    rec_io = batched("embedder", pack.recognizer, pack.recognizer.embedding_size)
+    attr_io = batched("attributes", pack.attributes, 3) if pack.attributes else None
+
+    _write_model(out, "preprocess", configs.preprocess(pack, opts), code="preprocess")
+    _write_model(out, "align", configs.align(pack, layout, opts), code="align")
+    _write_model(out, "postprocess", configs.postprocess(pack, opts), code="postprocess")
+    ens = configs.ensemble(pack, det_in_list[0], heads, rec_io, attr_io)
+    # Clients (the control plane among them) read what they are talking to from the ensemble's config.
+    for key, value in {
+        "contract_version": CONTRACT_VERSION,
+        "pack": pack.name,
+        "embedding_size": pack.recognizer.embedding_size,
+        "match_threshold": pack.recognizer.match_threshold if pack.recognizer.match_threshold is not None else "",
+        "attributes": "true" if pack.attributes else "false",
+        "max_faces": opts.max_faces,
+    }.items():
+        ens.parameters[key].string_value = str(value)
+    _write_model(out, configs.ENSEMBLE, ens)
+    return out

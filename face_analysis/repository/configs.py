@@ -1,0 +1,250 @@
+"""Triton model configs for every step, built as `ModelConfig` protobufs so each one is valid by construction.
+
+Each model gets the GPU config (`config.pbtxt`) and, where it differs, the CPU one (`configs/cpu.pbtxt`,
+selected with `tritonserver --model-config-name cpu`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from face_analysis.packs.manifest import ModelSpec, PackManifest
+from face_analysis.repository import params as P
+from face_analysis.repository.onnx_tools import TensorSig
+from face_analysis.ops.scrfd import ScrfdLayout
+
+ENSEMBLE = "face_analysis"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    max_faces: int = 128  # face cap per image; also the embedder's max batch
+    max_pixels: int = 50_000_000
+    cpu_threads: str = "auto"  # onnxruntime intra-op threads on the CPU target
+    python_instances: int = 2  # instances of each Python pre/post step
+    queue_delay_us: int = 200  # dynamic batcher wait for more faces on the GPU target
+    engine_cache_dir: str = "/var/cache/face-analysis/trt"
+    fp16: bool = True
+
+
+def _dtype(name: str) -> int:
+    return mc.DataType.Value(name)
+
+
+def _tensor(cls, name: str, dtype: str, dims, optional: bool = False):
+    t = cls(name=name, data_type=_dtype(dtype), dims=[int(d) for d in dims])
+    if optional:
+        t.optional = True
+    return t
+
+
+def _inp(name, dtype, dims, optional=False):
+    return _tensor(mc.ModelInput, name, dtype, dims, optional)
+
+
+def _out(name, dtype, dims):
+    return _tensor(mc.ModelOutput, name, dtype, dims)
+
+
+def _params(config: mc.ModelConfig, values: dict) -> None:
+    for k, v in values.items():
+        config.parameters[k].string_value = str(v)
+
+
+def _csv(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def to_text(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def _python_step(name: str, opts: BuildOptions) -> mc.ModelConfig:
+    c = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
+    c.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=opts.python_instances)
+    return c
+
+
+def preprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
+    d = pack.detector
+    w, h = d.input_size
+    c = _python_step("preprocess", opts)
+    c.input.append(_inp("image", "TYPE_UINT8", [-1]))
+    c.output.extend(
+        [
+            _out(P.DET_INPUT, "TYPE_FP32", [1, 3, h, w]),
+            _out(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),
+            _out(P.DET_SCALE, "TYPE_FP32", [1]),
+        ]
+    )
+    _params(
+        c,
+        {"input_width": w, "input_height": h, "mean": _csv(d.mean), "std": _csv(d.std),
+         "colour": d.colour.upper(), "max_pixels": opts.max_pixels},
+    )
+    return c
+
+
+def detector_heads(det_outputs: list[TensorSig], spec: ModelSpec) -> tuple[ScrfdLayout, list[tuple[str, str, list[int]]]]:
+    """(layout, [(onnx output name, canonical name, dims)]) for a SCRFD file's outputs at the pack's input size."""
+    layout = ScrfdLayout.from_output_count(len(det_outputs))
+    w, h = spec.input_size
+    counts = layout.anchors_per_stride(w, h)
+    canonical = P.head_names(layout.strides)
+    n = len(layout.strides)
+    heads = []
+    for i, (sig, name) in enumerate(zip(det_outputs, canonical)):
+        width = sig.shape[-1] if sig.shape and sig.shape[-1] else (1, 4, 10)[i // n]
+        heads.append((sig.name, name, [counts[i % n], int(width)]))
+    return layout, heads
+
+
+def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, batching: bool) -> tuple:
+    """(gpu, cpu) configs for an ONNX model: ONNX Runtime + TensorRT FP16 on GPU, Python + onnxruntime on CPU."""
+    gpu = mc.ModelConfig(name=name, backend="onnxruntime", max_batch_size=max_batch)
+    gpu.input.extend(inputs)
+    gpu.output.extend(outputs)
+    gpu.instance_group.add(kind=mc.ModelInstanceGroup.KIND_GPU, count=1)
+    trt = gpu.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    trt.parameters["precision_mode"] = "FP16" if opts.fp16 else "FP32"
+    trt.parameters["max_workspace_size_bytes"] = str(2 << 30)
+    trt.parameters["trt_engine_cache_enable"] = "1"
+    trt.parameters["trt_engine_cache_path"] = f"{opts.engine_cache_dir}/{name}"
+    if batching:
+        gpu.dynamic_batching.max_queue_delay_microseconds = opts.queue_delay_us
+
+    cpu = mc.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
+    cpu.input.extend(inputs)
+    cpu.output.extend(outputs)
+    cpu.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
+    _params(cpu, {"onnx_file": "model.onnx", "intra_op_threads": opts.cpu_threads})
+    if batching:
+        # On a CPU the model is busy anyway; batching whatever queued while it ran costs no added wait.
+        cpu.dynamic_batching.max_queue_delay_microseconds = 0
+    return gpu, cpu
+
+
+def detector(pack: PackManifest, det_in: TensorSig, det_outputs: list[TensorSig], opts: BuildOptions):
+    w, h = pack.detector.input_size
+    _, heads = detector_heads(det_outputs, pack.detector)
+    inputs = [_inp(det_in.name, "TYPE_FP32", [1, 3, h, w])]
+    outputs = [_out(onnx_name, "TYPE_FP32", dims) for onnx_name, _, dims in heads]
+    return _onnx_model("detector", inputs, outputs, 0, opts, batching=False)
+
+
+def batched_model(name: str, spec: ModelSpec, sig_in: TensorSig, sig_out: TensorSig, out_width: int, opts: BuildOptions):
+    w, h = spec.input_size
+    inputs = [_inp(sig_in.name, "TYPE_FP32", [3, h, w])]
+    outputs = [_out(sig_out.name, "TYPE_FP32", [out_width])]
+    return _onnx_model(name, inputs, outputs, opts.max_faces, opts, batching=True)
+
+
+def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.ModelConfig:
+    d, r, a = pack.detector, pack.recognizer, pack.attributes
+    w, h = d.input_size
+    c = _python_step("align", opts)
+    n = len(layout.strides)
+    counts = layout.anchors_per_stride(w, h)
+    for i, name in enumerate(P.head_names(layout.strides)):
+        if i >= 2 * n and not layout.use_kps:
+            break
+        c.input.append(_inp(name, "TYPE_FP32", [counts[i % n], (1, 4, 10)[i // n]]))
+    c.input.extend(
+        [
+            _inp(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),
+            _inp(P.DET_SCALE, "TYPE_FP32", [1]),
+            _inp("threshold", "TYPE_FP32", [1], optional=True),
+            _inp("max_faces", "TYPE_INT32", [1], optional=True),
+        ]
+    )
+    c.output.extend(
+        [
+            _out("boxes", "TYPE_FP32", [-1, 4]),
+            _out("scores", "TYPE_FP32", [-1]),
+            _out("landmarks", "TYPE_FP32", [-1, 5, 2]),
+            _out(P.FACE_COUNT, "TYPE_INT32", [1]),
+            _out(P.REC_CROPS, "TYPE_FP32", [-1, 3, r.input_size[1], r.input_size[0]]),
+        ]
+    )
+    values = {
+        "strides": _csv(layout.strides), "num_anchors": layout.num_anchors, "use_kps": int(layout.use_kps),
+        "det_width": w, "det_height": h, "threshold": d.threshold, "nms_threshold": d.nms_threshold,
+        "max_faces": opts.max_faces, "rec_size": r.input_size[0], "rec_mean": _csv(r.mean),
+        "rec_std": _csv(r.std), "rec_colour": r.colour.upper(),
+    }
+    if a is not None:
+        c.output.append(_out(P.ATTR_CROPS, "TYPE_FP32", [-1, 3, a.input_size[1], a.input_size[0]]))
+        values.update(attr_size=a.input_size[0], attr_mean=_csv(a.mean), attr_std=_csv(a.std),
+                      attr_colour=a.colour.upper())
+    _params(c, values)
+    return c
+
+
+def postprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
+    dim = pack.recognizer.embedding_size
+    c = _python_step("postprocess", opts)
+    c.input.extend([_inp(P.RAW_EMBEDDINGS, "TYPE_FP32", [-1, dim]), _inp(P.FACE_COUNT, "TYPE_INT32", [1])])
+    c.output.append(_out("embeddings", "TYPE_FP32", [-1, dim]))
+    if pack.attributes is not None:
+        c.input.append(_inp(P.RAW_ATTRIBUTES, "TYPE_FP32", [-1, 3]))
+        c.output.extend([_out("gender", "TYPE_INT32", [-1]), _out("age", "TYPE_INT32", [-1])])
+    return c
+
+
+def ensemble(
+    pack: PackManifest,
+    det_in: TensorSig,
+    heads: list[tuple[str, str, list[int]]],
+    rec_io: tuple[TensorSig, TensorSig],
+    attr_io: tuple[TensorSig, TensorSig] | None,
+) -> mc.ModelConfig:
+    """The public `face_analysis` ensemble: the contract documented in model_repository/README.md."""
+    dim = pack.recognizer.embedding_size
+    c = mc.ModelConfig(name=ENSEMBLE, platform="ensemble", max_batch_size=0)
+    c.input.extend(
+        [
+            _inp("image", "TYPE_UINT8", [-1]),
+            _inp("threshold", "TYPE_FP32", [1], optional=True),
+            _inp("max_faces", "TYPE_INT32", [1], optional=True),
+        ]
+    )
+    c.output.extend(
+        [
+            _out("boxes", "TYPE_FP32", [-1, 4]),
+            _out("scores", "TYPE_FP32", [-1]),
+            _out("landmarks", "TYPE_FP32", [-1, 5, 2]),
+            _out("embeddings", "TYPE_FP32", [-1, dim]),
+        ]
+    )
+    if attr_io is not None:
+        c.output.extend([_out("gender", "TYPE_INT32", [-1]), _out("age", "TYPE_INT32", [-1])])
+
+    def step(model, inputs: dict, outputs: dict):
+        s = c.ensemble_scheduling.step.add(model_name=model, model_version=-1)
+        s.input_map.update(inputs)
+        s.output_map.update(outputs)
+
+    step("preprocess", {"image": "image"}, {n: n for n in (P.DET_INPUT, P.DECODED, P.DET_SCALE)})
+    step("detector", {det_in.name: P.DET_INPUT}, {onnx_name: name for onnx_name, name, _ in heads})
+    align_in = {name: name for _, name, _ in heads}
+    align_in.update({n: n for n in (P.DECODED, P.DET_SCALE, "threshold", "max_faces")})
+    align_out = {n: n for n in ("boxes", "scores", "landmarks", P.FACE_COUNT, P.REC_CROPS)}
+    if attr_io is not None:
+        align_out[P.ATTR_CROPS] = P.ATTR_CROPS
+    step("align", align_in, align_out)
+    step("embedder", {rec_io[0].name: P.REC_CROPS}, {rec_io[1].name: P.RAW_EMBEDDINGS})
+    post_in = {P.RAW_EMBEDDINGS: P.RAW_EMBEDDINGS, P.FACE_COUNT: P.FACE_COUNT}
+    post_out = {"embeddings": "embeddings"}
+    if attr_io is not None:
+        step("attributes", {attr_io[0].name: P.ATTR_CROPS}, {attr_io[1].name: P.RAW_ATTRIBUTES})
+        post_in[P.RAW_ATTRIBUTES] = P.RAW_ATTRIBUTES
+        post_out.update(gender="gender", age="age")
+    step("postprocess", post_in, post_out)
+    return c

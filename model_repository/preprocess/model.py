@@ -1,0 +1,42 @@
+"""Ensemble step 1: encoded image bytes -> upright BGR image + the detector's letterboxed, normalised tensor.
+
+Bad bytes (corrupt, truncated, unsupported, too many pixels) fail only their own request, as INVALID_ARGUMENT
+with a stable code in brackets at the start of the message.
+"""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from face_analysis.ops.image import ImageError, decode_image
+from face_analysis.ops.normalize import Normalizer
+from face_analysis.ops.scrfd import letterbox
+from face_analysis.repository import params as P
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        cfg = P.model_parameters(args)
+        self.input_size = (int(cfg["input_width"]), int(cfg["input_height"]))
+        self.normalize = Normalizer(P.floats(cfg["mean"]), P.floats(cfg["std"]), rgb=cfg.get("colour", "RGB") == "RGB")
+        self.max_pixels = int(cfg.get("max_pixels", 50_000_000))
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            data = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
+            try:
+                image = decode_image(data.tobytes(), self.max_pixels)
+            except ImageError as exc:
+                responses.append(P.invalid_argument(pb_utils, exc.code, exc.message))
+                continue
+            canvas, scale = letterbox(image, self.input_size)
+            responses.append(
+                pb_utils.InferenceResponse(
+                    [
+                        pb_utils.Tensor(P.DET_INPUT, self.normalize(canvas)),
+                        pb_utils.Tensor(P.DECODED, image),
+                        pb_utils.Tensor(P.DET_SCALE, np.array([scale], dtype=np.float32)),
+                    ]
+                )
+            )
+        return responses
