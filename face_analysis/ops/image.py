@@ -16,15 +16,16 @@ from PIL import Image
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# EXIF orientation tag (0x0112) values -> operations turning the stored pixels upright.
+# EXIF orientation tag (0x0112) values -> the operation turning the stored pixels upright (as Pillow's
+# ImageOps.exif_transpose does: 5 is a transpose, 7 a transverse).
 _ORIENTATION_OPS = {
-    2: (None, 1),  # mirror horizontally
-    3: (cv2.ROTATE_180, None),
-    4: (None, 0),  # mirror vertically
-    5: (cv2.ROTATE_90_CLOCKWISE, 1),
-    6: (cv2.ROTATE_90_CLOCKWISE, None),
-    7: (cv2.ROTATE_90_COUNTERCLOCKWISE, 1),
-    8: (cv2.ROTATE_90_COUNTERCLOCKWISE, None),
+    2: lambda im: cv2.flip(im, 1),
+    3: lambda im: cv2.rotate(im, cv2.ROTATE_180),
+    4: lambda im: cv2.flip(im, 0),
+    5: lambda im: cv2.transpose(im),
+    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda im: cv2.flip(cv2.transpose(im), -1),
+    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
 }
 
 
@@ -106,8 +107,8 @@ def read_header(data: bytes) -> tuple[str, int, int, int]:
                     orientation = int(im.getexif().get(0x0112, 1))
                 except Exception:  # a broken EXIF block must not sink a decodable image
                     orientation = 1
-    except Image.DecompressionBombError:
-        raise ImageError("image_too_large", "the image header declares too many pixels") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above ours: still a bomb
+        raise ImageError("image_too_large", f"the image header declares too many pixels: {exc}") from None
     except Exception as exc:
         raise ImageError("invalid_image", f"the {fmt.upper()} header is corrupt: {exc}") from None
     return fmt, width, height, orientation
@@ -142,13 +143,9 @@ def _composite_on_white(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn stored pixels upright according to an EXIF orientation value (1..8)."""
-    rotate, flip = _ORIENTATION_OPS.get(orientation, (None, None))
-    if flip is not None:
-        img = cv2.flip(img, flip)
-    if rotate is not None:
-        img = cv2.rotate(img, rotate)
-    return img
+    """Turn stored pixels upright according to an EXIF orientation value (1..8; others leave it as is)."""
+    op = _ORIENTATION_OPS.get(orientation)
+    return op(img) if op else img
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

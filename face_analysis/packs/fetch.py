@@ -43,11 +43,15 @@ def _verify_files(manifest: PackManifest, folder: Path) -> list[str]:
     return problems
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def pack_dir(manifest: PackManifest, models_dir: Path, base: Path | None = None) -> Path:
-    """Where the pack's files are expected: its local source folder, or `<models_dir>/<name>`."""
+    """Where the pack's files are expected: its local source folder (relative to the project root), or
+    `<models_dir>/<name>`."""
     local = manifest.source.get("local_dir")
     if local:
-        return (Path(base or Path.cwd()) / local).resolve()
+        return (Path(base or PROJECT_ROOT) / local).resolve()
     return Path(models_dir) / manifest.name
 
 

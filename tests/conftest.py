@@ -1,0 +1,90 @@
+"""Shared fixtures: the real model files in ../shared/models, repositories laid out from them and the embedded
+Triton serving them (one server per session and pack)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from face_analysis.packs.manifest import PackManifest, load_manifest
+from face_analysis.repository.build import build_repository
+from face_analysis.server import EmbeddedTriton, free_port
+from tests.genderage_model import build_genderage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    folder = Path(os.environ.get("FACE_ANALYSIS_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+    if not (folder / "det_500m.onnx").is_file():
+        pytest.fail(f"the test model files are missing from {folder} (set FACE_ANALYSIS_SHARED_MODELS)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def test_pack() -> PackManifest:
+    return load_manifest("test")
+
+
+@pytest.fixture(scope="session")
+def attr_pack_dir(tmp_path_factory, shared_models) -> Path:
+    """The test pack plus a genderage-signature model with seeded weights (see tests/genderage_model.py)."""
+    folder = tmp_path_factory.mktemp("attr_pack")
+    for name in ("det_500m.onnx", "mobilefacenet.onnx"):
+        shutil.copyfile(shared_models / name, folder / name)
+    build_genderage(folder / "genderage.onnx")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def attr_pack(test_pack) -> PackManifest:
+    d = json.loads((ROOT / "face_analysis/packs/builtin/test.json").read_text())
+    d["name"] = "test_attributes"
+    d["source"] = {}
+    d["attributes"] = {"file": "genderage.onnx", "input_size": [96, 96], "colour": "RGB",
+                       "mean": [127.5] * 3, "std": [128.0] * 3}
+    return PackManifest.from_dict(d)
+
+
+def _serve(repo: Path, work: Path):
+    ports = [free_port() for _ in range(3)]
+    server = EmbeddedTriton(repo, *ports, work_dir=work)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def test_repository(tmp_path_factory, test_pack, shared_models) -> Path:
+    return build_repository(test_pack, shared_models, tmp_path_factory.mktemp("repo") / "model_repository")
+
+
+@pytest.fixture(scope="session")
+def triton(test_repository, tmp_path_factory):
+    server = _serve(test_repository, tmp_path_factory.mktemp("triton"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def attr_repository(tmp_path_factory, attr_pack, attr_pack_dir) -> Path:
+    return build_repository(attr_pack, attr_pack_dir, tmp_path_factory.mktemp("attr_repo") / "model_repository")
+
+
+@pytest.fixture(scope="session")
+def attr_triton(attr_repository, tmp_path_factory):
+    server = _serve(attr_repository, tmp_path_factory.mktemp("attr_triton"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(triton):
+    from face_analysis.client import FaceAnalysisClient
+
+    with FaceAnalysisClient(triton.grpc_url) as c:
+        yield c
