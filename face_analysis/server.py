@@ -170,20 +170,34 @@ class EmbeddedTriton:
         except OSError:
             return ""
 
+    def load_failures(self) -> list[str]:
+        """The 'failed to load' lines of the log, shortened to their first line (the cause, without traceback)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [
+            line.split('"', 1)[-1].split("\\n")[0]
+            for line in text.splitlines()
+            if line.startswith("E") and "failed to load" in line
+        ]
+
+    def _failure(self, what: str) -> TritonStartError:
+        causes = self.load_failures()
+        detail = "\n".join(f"  - {c}" for c in causes) if causes else self.log_tail()
+        return TritonStartError(f"{what}. See {self.log_path}:\n{detail}")
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise TritonStartError(
-                    f"tritonserver exited with code {self._proc.returncode} before `{ENSEMBLE}` was ready "
-                    f"(a model failed to load?). Last lines of {self.log_path}:\n{self.log_tail()}"
+                raise self._failure(
+                    f"tritonserver exited with code {self._proc.returncode} before `{ENSEMBLE}` was ready"
                 )
             if self._ready():
                 return
             time.sleep(0.25)
-        raise TritonStartError(
-            f"`{ENSEMBLE}` not ready after {self.startup_timeout:.0f}s. Last lines of {self.log_path}:\n{self.log_tail()}"
-        )
+        raise self._failure(f"`{ENSEMBLE}` not ready after {self.startup_timeout:.0f}s")
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -82,7 +82,7 @@ def attr_triton(attr_repository, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def client(triton):
     from face_analysis.client import FaceAnalysisClient
 
