@@ -1,0 +1,88 @@
+"""Per-image latency of one image through the `face_analysis` ensemble, with the time each step spent in Triton.
+
+    python scripts/ensemble_latency.py                     # t1.jpg, embedded CPU Triton with the test pack
+    python scripts/ensemble_latency.py --url HOST:8001 photo.jpg -n 200
+
+Sequential calls, one in flight: this is latency, not throughput (issue 5's benchmark measures that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from face_analysis.client import FaceAnalysisClient
+
+
+def step_stats(url: str) -> dict:
+    stats = grpcclient.InferenceServerClient(url).get_inference_statistics(as_json=True)
+    return {m["name"]: m["inference_stats"] for m in stats["model_stats"]}
+
+
+def measure(url: str, data: bytes, n: int, warmup: int) -> None:
+    with FaceAnalysisClient(url) as client:
+        info = client.pack_info()
+        for _ in range(warmup):
+            faces = len(client.analyze(data))
+        before = step_stats(url)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.analyze(data)
+            times.append((time.perf_counter() - t0) * 1000)
+        after = step_stats(url)
+    p = np.percentile(times, [50, 95, 99])
+    print(f"pack {info.pack}, {faces} face(s), {n} sequential calls on {platform.node()} ({platform.machine()})")
+    print(f"| latency ms | p50 {p[0]:.1f} | p95 {p[1]:.1f} | p99 {p[2]:.1f} | mean {statistics.fmean(times):.1f} |")
+    print("| step | calls | queue ms | compute in ms | compute ms | compute out ms |")
+    print("|---|---|---|---|---|---|")
+    for name in sorted(after):
+        a, b = after[name], before.get(name)
+        calls = int(a["success"]["count"]) - int(b["success"]["count"]) if b else 0
+        if not calls:
+            continue
+
+        def ms(key):
+            return (int(a[key]["ns"]) - int(b[key]["ns"])) / calls / 1e6
+
+        print(f"| {name} | {calls} | {ms('queue'):.2f} | {ms('compute_input'):.2f} | {ms('compute_infer'):.2f} "
+              f"| {ms('compute_output'):.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("image", nargs="?", type=Path, help="default: t1.jpg from the insightface wheel")
+    ap.add_argument("--url", help="a running Triton; default: start the embedded one on the test pack")
+    ap.add_argument("-n", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    args = ap.parse_args()
+    if args.image is None:
+        import insightface
+
+        args.image = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+    data = args.image.read_bytes()
+    if args.url:
+        measure(args.url, data, args.n, args.warmup)
+        return
+    import tempfile
+
+    from face_analysis.packs import load_manifest
+    from face_analysis.packs.fetch import fetch_pack
+    from face_analysis.repository.build import build_repository
+    from face_analysis.server import EmbeddedTriton, free_port
+
+    pack = load_manifest("test")
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = build_repository(pack, fetch_pack(pack, Path("models")), Path(tmp) / "repo")
+        with EmbeddedTriton(repo, free_port(), free_port(), free_port(), work_dir=Path(tmp)) as triton:
+            measure(triton.grpc_url, data, args.n, args.warmup)
+
+
+if __name__ == "__main__":
+    main()

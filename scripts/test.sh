@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up .venv and runs the whole test suite (unit + integration against the real embedded Triton and the
+# model files in ../shared/models). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup_env.sh
+. .venv/bin/activate
+exec python -m pytest -p no:cacheprovider "$@"
