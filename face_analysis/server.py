@@ -60,6 +60,17 @@ def prepare_backends(target: Path) -> Path:
     return target
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM the server if the process that started it dies, so a killed
+    parent leaves no orphan server holding the ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: atexit and stop() still apply
+        pass
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,6 +126,7 @@ class EmbeddedTriton:
             "--metrics-address=127.0.0.1",
             "--exit-on-error=true",
             "--strict-readiness=true",
+            "--exit-timeout-secs=10",
             # big decoded images cross between steps in shared memory: grow it in large steps
             "--backend-config=python,shm-default-byte-size=33554432",
             "--backend-config=python,shm-growth-byte-size=33554432",
@@ -145,7 +157,8 @@ class EmbeddedTriton:
         Path(self.work_dir).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         atexit.register(self.stop)

@@ -13,6 +13,9 @@ import cv2
 import numpy as np
 
 
+HEAD_WIDTHS = {"score": 1, "bbox": 4, "kps": 10}
+
+
 @dataclass(frozen=True)
 class ScrfdLayout:
     """How a SCRFD export arranges its heads; inferred from the number of outputs as InsightFace does."""
@@ -35,6 +38,13 @@ class ScrfdLayout:
 
     def anchors_per_stride(self, width: int, height: int) -> list[int]:
         return [(height // s) * (width // s) * self.num_anchors for s in self.strides]
+
+    def heads(self, width: int, height: int) -> list[tuple[str, int, tuple[int, int]]]:
+        """(kind, stride, (anchors, values)) of every output in InsightFace's order: all scores, all boxes, then
+        all keypoints."""
+        kinds = ("score", "bbox", "kps") if self.use_kps else ("score", "bbox")
+        counts = self.anchors_per_stride(width, height)
+        return [(k, s, (c, HEAD_WIDTHS[k])) for k in kinds for s, c in zip(self.strides, counts)]
 
 
 def letterbox(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:

@@ -77,7 +77,12 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
     det_folder = out / "detector" / "1"
     det_folder.mkdir(parents=True)
     det_in_list, det_out = signature(_place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", False))
-    layout, heads = configs.detector_heads(det_out, pack.detector)
+    try:
+        layout, heads = configs.detector_heads(det_out, pack.detector)
+    except ValueError as exc:
+        raise BuildError(f"{pack.detector.file}: {exc}") from None
+    if not layout.use_kps:
+        raise BuildError(f"{pack.detector.file} predicts no landmarks; recognition crops need the 5 keypoints")
     _write_model(out, "detector", *configs.detector(pack, det_in_list[0], det_out, opts), code="onnx_cpu")
 
     def batched(name: str, spec, width: int):

@@ -93,17 +93,10 @@ def preprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
 
 
 def detector_heads(det_outputs: list[TensorSig], spec: ModelSpec) -> tuple[ScrfdLayout, list[tuple[str, str, list[int]]]]:
-    """(layout, [(onnx output name, canonical name, dims)]) for a SCRFD file's outputs at the pack's input size."""
+    """(layout, [(onnx output name, ensemble name, dims)]) for a SCRFD file's outputs at the pack's input size."""
     layout = ScrfdLayout.from_output_count(len(det_outputs))
-    w, h = spec.input_size
-    counts = layout.anchors_per_stride(w, h)
-    canonical = P.head_names(layout.strides)
-    n = len(layout.strides)
-    heads = []
-    for i, (sig, name) in enumerate(zip(det_outputs, canonical)):
-        width = sig.shape[-1] if sig.shape and sig.shape[-1] else (1, 4, 10)[i // n]
-        heads.append((sig.name, name, [counts[i % n], int(width)]))
-    return layout, heads
+    heads = layout.heads(*spec.input_size)
+    return layout, [(sig.name, P.head_name(kind, stride), list(dims)) for sig, (kind, stride, dims) in zip(det_outputs, heads)]
 
 
 def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, batching: bool) -> tuple:
@@ -150,12 +143,8 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
     d, r, a = pack.detector, pack.recognizer, pack.attributes
     w, h = d.input_size
     c = _python_step("align", opts)
-    n = len(layout.strides)
-    counts = layout.anchors_per_stride(w, h)
-    for i, name in enumerate(P.head_names(layout.strides)):
-        if i >= 2 * n and not layout.use_kps:
-            break
-        c.input.append(_inp(name, "TYPE_FP32", [counts[i % n], (1, 4, 10)[i // n]]))
+    for kind, stride, dims in layout.heads(w, h):
+        c.input.append(_inp(P.head_name(kind, stride), "TYPE_FP32", dims))
     c.input.extend(
         [
             _inp(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),
@@ -174,7 +163,7 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
         ]
     )
     values = {
-        "strides": _csv(layout.strides), "num_anchors": layout.num_anchors, "use_kps": int(layout.use_kps),
+        "strides": _csv(layout.strides), "num_anchors": layout.num_anchors,
         "det_width": w, "det_height": h, "threshold": d.threshold, "nms_threshold": d.nms_threshold,
         "max_faces": opts.max_faces, "rec_size": r.input_size[0], "rec_mean": _csv(r.mean),
         "rec_std": _csv(r.std), "rec_colour": r.colour.upper(),

@@ -17,9 +17,9 @@ RAW_EMBEDDINGS = "raw_embeddings"
 RAW_ATTRIBUTES = "raw_attributes"
 
 
-def head_names(strides) -> list[str]:
-    """Canonical names of SCRFD's head outputs in InsightFace's order: all scores, all boxes, all keypoints."""
-    return [f"{kind}_{s}" for kind in ("score", "bbox", "kps") for s in strides]
+def head_name(kind: str, stride: int) -> str:
+    """The ensemble's name for one SCRFD head output, whatever the ONNX file calls it: score_8, bbox_16, kps_32."""
+    return f"{kind}_{stride}"
 
 
 def model_parameters(args: dict) -> dict[str, str]:

@@ -26,9 +26,9 @@ class TritonPythonModel:
     def initialize(self, args):
         cfg = P.model_parameters(args)
         strides = tuple(int(s) for s in cfg["strides"].split(","))
-        self.layout = scrfd.ScrfdLayout(strides, int(cfg["num_anchors"]), cfg.get("use_kps", "1") == "1")
-        self.heads = P.head_names(strides)
+        self.layout = scrfd.ScrfdLayout(strides, int(cfg["num_anchors"]), use_kps=True)  # the build insists
         self.det_size = (int(cfg["det_width"]), int(cfg["det_height"]))
+        self.heads = [P.head_name(kind, stride) for kind, stride, _ in self.layout.heads(*self.det_size)]
         self.threshold = float(cfg["threshold"])
         self.nms_threshold = float(cfg["nms_threshold"])
         self.face_cap = int(cfg["max_faces"])
@@ -40,59 +40,45 @@ class TritonPythonModel:
                 P.floats(cfg["attr_mean"]), P.floats(cfg["attr_std"]), cfg["attr_colour"] == "RGB"
             )
 
-    def _crops(self, image, det, size, normalize, crop):
-        batch = np.zeros((max(len(det), 1), size, size, 3), dtype=np.uint8)
-        for i in range(len(det)):
-            batch[i] = crop(image, i)
-        return normalize(batch)
+    @staticmethod
+    def _batch(crops: list, size: int, normalize) -> np.ndarray:
+        if not crops:  # Triton cannot pass an empty batch on: one blank crop, dropped again by postprocess
+            crops = [np.zeros((size, size, 3), dtype=np.uint8)]
+        return normalize(crops)
 
     def _one(self, request):
         threshold = _optional_scalar(request, "threshold", float)
-        if threshold is None or threshold <= 0:
+        if threshold is None:
             threshold = self.threshold
-        elif threshold > 1:
+        elif not 0.0 < threshold <= 1.0:
             return P.invalid_argument(pb_utils, "invalid_argument", f"threshold must be in (0, 1], got {threshold}")
         max_faces = _optional_scalar(request, "max_faces", int)
-        cap = self.face_cap if not max_faces or max_faces <= 0 else min(max_faces, self.face_cap)
+        if max_faces is not None and max_faces < 0:
+            return P.invalid_argument(pb_utils, "invalid_argument", f"max_faces must be >= 0, got {max_faces}")
+        cap = min(max_faces, self.face_cap) if max_faces else self.face_cap
 
-        get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
+        def get(name):
+            return pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+
         n = len(self.layout.strides)
-        outs = [get(name) for name in self.heads[: 3 * n]]
-        heads = [(outs[i], outs[n + i], outs[2 * n + i] if self.layout.use_kps else None) for i in range(n)]
+        outs = [get(name) for name in self.heads]
+        heads = [(outs[i], outs[n + i], outs[2 * n + i]) for i in range(n)]
         image = get(P.DECODED)
         det = scrfd.postprocess(
-            heads,
-            self.layout,
-            self.det_size,
-            float(get(P.DET_SCALE).reshape(-1)[0]),
-            image.shape,
-            threshold,
-            self.nms_threshold,
-            cap,
+            heads, self.layout, self.det_size, float(get(P.DET_SCALE).reshape(-1)[0]), image.shape,
+            threshold, self.nms_threshold, cap,
         )
+        rec = [A.norm_crop(image, lmk, self.rec_size) for lmk in det.landmarks]
         tensors = [
             pb_utils.Tensor("boxes", det.boxes),
             pb_utils.Tensor("scores", det.scores),
             pb_utils.Tensor("landmarks", det.landmarks),
             pb_utils.Tensor(P.FACE_COUNT, np.array([len(det)], dtype=np.int32)),
-            pb_utils.Tensor(
-                P.REC_CROPS,
-                self._crops(
-                    image, det, self.rec_size, self.rec_norm,
-                    lambda img, i: A.norm_crop(img, det.landmarks[i], self.rec_size),
-                ),
-            ),
+            pb_utils.Tensor(P.REC_CROPS, self._batch(rec, self.rec_size, self.rec_norm)),
         ]
         if self.attr_size:
-            tensors.append(
-                pb_utils.Tensor(
-                    P.ATTR_CROPS,
-                    self._crops(
-                        image, det, self.attr_size, self.attr_norm,
-                        lambda img, i: A.box_crop(img, det.boxes[i], self.attr_size),
-                    ),
-                )
-            )
+            attr = [A.box_crop(image, box, self.attr_size) for box in det.boxes]
+            tensors.append(pb_utils.Tensor(P.ATTR_CROPS, self._batch(attr, self.attr_size, self.attr_norm)))
         return pb_utils.InferenceResponse(tensors)
 
     def execute(self, requests):

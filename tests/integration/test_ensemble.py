@@ -98,9 +98,10 @@ def test_threshold_is_per_request(client):
     strict = client.analyze(data, threshold=0.87)
     assert 0 < len(strict) < len(default)
     assert (strict.scores >= 0.87).all()
-    with pytest.raises(EnsembleError) as err:
-        client.analyze(data, threshold=1.5)
-    assert err.value.code == "invalid_argument"
+    for bad in ({"threshold": 1.5}, {"threshold": 0.0}, {"threshold": float("nan")}, {"max_faces": -1}):
+        with pytest.raises(EnsembleError) as err:
+            client.analyze(data, **bad)
+        assert err.value.code == "invalid_argument", bad
 
 
 def test_large_images_are_detected_at_full_resolution(client, t1):

@@ -127,3 +127,18 @@ def test_builtin_packs_describe_every_role(name):
     assert pack.detector.file.endswith(".onnx") and pack.recognizer.embedding_size in (128, 512)
     assert pack.source.get("url") or pack.source.get("local_dir")
     assert (pack.attributes is None) == (name in ("buffalo_sc", "test"))
+
+
+def test_a_detector_without_landmarks_is_refused(tmp_path, test_pack, shared_models):
+    """Recognition crops need the 5 keypoints: a SCRFD export without them cannot serve this pipeline."""
+    import onnx
+
+    model = onnx.load(str(shared_models / "det_500m.onnx"))
+    keep = [o for o in model.graph.output][:6]  # scores and boxes only
+    del model.graph.output[:]
+    model.graph.output.extend(keep)
+    for name in ("mobilefacenet.onnx",):
+        (tmp_path / name).symlink_to(shared_models / name)
+    onnx.save(model, str(tmp_path / "det_500m.onnx"))
+    with pytest.raises(BuildError, match="no landmarks"):
+        build_repository(test_pack, tmp_path, tmp_path / "out")
