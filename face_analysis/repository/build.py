@@ -57,6 +57,18 @@ def _place_onnx(src: Path, dst: Path, need_batch: bool) -> onnx.ModelProto:
     return model
 
 
+def _warmup_image(path: Path) -> Path:
+    """A small synthetic JPEG the preprocess step decodes while loading (Triton model warmup)."""
+    import cv2
+    import numpy as np
+
+    y, x = np.mgrid[:96, :128]
+    img = np.dstack([x * 2, y * 2, (x + y)]).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cv2.imencode(".jpg", img)[1].tobytes())
+    return path
+
+
 def _prepare_out(out: Path) -> None:
     if out.exists():
         if not (out / MARKER).exists() and any(out.iterdir()):
@@ -95,7 +107,8 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
     rec_io = batched("embedder", pack.recognizer, pack.recognizer.embedding_size)
     attr_io = batched("attributes", pack.attributes, 3) if pack.attributes else None
 
-    _write_model(out, "preprocess", configs.preprocess(pack, opts), code="preprocess")
+    sample = _warmup_image(out / "preprocess" / "warmup" / "image.jpg")
+    _write_model(out, "preprocess", configs.preprocess(pack, opts, (sample.name, sample.stat().st_size)), code="preprocess")
     _write_model(out, "align", configs.align(pack, layout, opts), code="align")
     _write_model(out, "postprocess", configs.postprocess(pack, opts), code="postprocess")
     ens = configs.ensemble(pack, det_in_list[0], heads, rec_io, attr_io)

@@ -66,13 +66,34 @@ def parse(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
 
 
+def add_warmup(config: mc.ModelConfig, shapes: dict[str, list[int]] | None = None, files: dict[str, str] | None = None):
+    """Triton runs these requests on every instance before it reports the model ready, so the first client
+    request does not pay for first-run allocations (and, on GPUs, TensorRT engine builds).
+
+    Inputs get zeros unless `files` names a file under `<model>/warmup/`; `shapes` fixes variable dimensions.
+    """
+    shapes, files = shapes or {}, files or {}
+    w = config.model_warmup.add(name="startup", batch_size=1, count=1)
+    for tensor in config.input:
+        if tensor.optional:
+            continue
+        spec = w.inputs[tensor.name]
+        spec.data_type = tensor.data_type
+        spec.dims.extend(shapes.get(tensor.name, [d if d > 0 else 1 for d in tensor.dims]))
+        if tensor.name in files:
+            spec.input_data_file = files[tensor.name]
+        else:
+            spec.zero_data = True
+
+
 def _python_step(name: str, opts: BuildOptions) -> mc.ModelConfig:
     c = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
     c.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=opts.python_instances)
     return c
 
 
-def preprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
+def preprocess(pack: PackManifest, opts: BuildOptions, warmup_image: tuple[str, int] | None = None) -> mc.ModelConfig:
+    """`warmup_image`: (file name under preprocess/warmup/, its byte size), an encoded image decoded at load."""
     d = pack.detector
     w, h = d.input_size
     c = _python_step("preprocess", opts)
@@ -89,6 +110,8 @@ def preprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
         {"input_width": w, "input_height": h, "mean": _csv(d.mean), "std": _csv(d.std),
          "colour": d.colour.upper(), "max_pixels": opts.max_pixels},
     )
+    if warmup_image:
+        add_warmup(c, {"image": [warmup_image[1]]}, {"image": warmup_image[0]})
     return c
 
 
@@ -118,6 +141,8 @@ def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, 
     cpu.output.extend(outputs)
     cpu.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
     _params(cpu, {"onnx_file": "model.onnx", "intra_op_threads": opts.cpu_threads})
+    for c in (gpu, cpu):
+        add_warmup(c)
     if batching:
         # On a CPU the model is busy anyway; batching whatever queued while it ran costs no added wait.
         cpu.dynamic_batching.max_queue_delay_microseconds = 0
@@ -173,6 +198,7 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
         values.update(attr_size=a.input_size[0], attr_mean=_csv(a.mean), attr_std=_csv(a.std),
                       attr_colour=a.colour.upper())
     _params(c, values)
+    add_warmup(c, {P.DECODED: [64, 64, 3]})
     return c
 
 
@@ -184,6 +210,7 @@ def postprocess(pack: PackManifest, opts: BuildOptions) -> mc.ModelConfig:
     if pack.attributes is not None:
         c.input.append(_inp(P.RAW_ATTRIBUTES, "TYPE_FP32", [-1, 3]))
         c.output.extend([_out("gender", "TYPE_INT32", [-1]), _out("age", "TYPE_INT32", [-1])])
+    add_warmup(c)
     return c
 
 
