@@ -49,6 +49,20 @@ def _out(name, dtype, dims):
     return _tensor(mc.ModelOutput, name, dtype, dims)
 
 
+def _request_options() -> list:
+    """The per-request options of the public contract, passed from the ensemble straight to `align`."""
+    return [_inp("threshold", "TYPE_FP32", [1], optional=True), _inp("max_faces", "TYPE_INT32", [1], optional=True)]
+
+
+def _face_outputs() -> list:
+    """Detection outputs of the public contract, made by `align`."""
+    return [
+        _out("boxes", "TYPE_FP32", [-1, 4]),
+        _out("scores", "TYPE_FP32", [-1]),
+        _out("landmarks", "TYPE_FP32", [-1, 5, 2]),
+    ]
+
+
 def _params(config: mc.ModelConfig, values: dict) -> None:
     for k, v in values.items():
         config.parameters[k].string_value = str(v)
@@ -174,15 +188,12 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
         [
             _inp(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),
             _inp(P.DET_SCALE, "TYPE_FP32", [1]),
-            _inp("threshold", "TYPE_FP32", [1], optional=True),
-            _inp("max_faces", "TYPE_INT32", [1], optional=True),
+            *_request_options(),
         ]
     )
     c.output.extend(
         [
-            _out("boxes", "TYPE_FP32", [-1, 4]),
-            _out("scores", "TYPE_FP32", [-1]),
-            _out("landmarks", "TYPE_FP32", [-1, 5, 2]),
+            *_face_outputs(),
             _out(P.FACE_COUNT, "TYPE_INT32", [1]),
             _out(P.REC_CROPS, "TYPE_FP32", [-1, 3, r.input_size[1], r.input_size[0]]),
         ]
@@ -227,18 +238,10 @@ def ensemble(
     c.input.extend(
         [
             _inp("image", "TYPE_UINT8", [-1]),
-            _inp("threshold", "TYPE_FP32", [1], optional=True),
-            _inp("max_faces", "TYPE_INT32", [1], optional=True),
+            *_request_options(),
         ]
     )
-    c.output.extend(
-        [
-            _out("boxes", "TYPE_FP32", [-1, 4]),
-            _out("scores", "TYPE_FP32", [-1]),
-            _out("landmarks", "TYPE_FP32", [-1, 5, 2]),
-            _out("embeddings", "TYPE_FP32", [-1, dim]),
-        ]
-    )
+    c.output.extend([*_face_outputs(), _out("embeddings", "TYPE_FP32", [-1, dim])])
     if attr_io is not None:
         c.output.extend([_out("gender", "TYPE_INT32", [-1]), _out("age", "TYPE_INT32", [-1])])
 
