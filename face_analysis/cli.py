@@ -48,7 +48,10 @@ def _pack_fetch(args) -> int:
 
 
 def _build_options(args) -> BuildOptions:
-    return BuildOptions(max_faces=args.max_faces, cpu_threads=args.cpu_threads, engine_cache_dir=args.engine_cache_dir)
+    return BuildOptions(
+        max_faces=args.max_faces, max_pixels=args.max_pixels, cpu_threads=args.cpu_threads,
+        engine_cache_dir=args.engine_cache_dir,
+    )
 
 
 def _repo_build(args) -> Path:
@@ -129,6 +132,8 @@ def _add_build_args(p) -> None:
     p.add_argument("--pack-dir", help="use the pack's files from this folder instead of fetching them")
     p.add_argument("--out", default=DEFAULT_REPOSITORY, help="repository folder (default: %(default)s)")
     p.add_argument("--max-faces", type=int, default=128, help="face cap per image (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=BuildOptions.max_pixels,
+                   help="larger images are refused from their header (default: %(default)s)")
     p.add_argument("--cpu-threads", default="auto", help="onnxruntime threads on the CPU target (default: auto)")
     p.add_argument("--engine-cache-dir", default=BuildOptions.engine_cache_dir, help="TensorRT engine cache (GPU)")
 
