@@ -45,6 +45,12 @@ def test_an_image_without_faces_succeeds_with_zero_rows(client):
     assert result.embeddings.shape == (0, 128) and result.scores.shape == (0,)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3000), (3000, 2), (7, 5)])
+def test_tiny_and_extreme_images_are_answered(client, shape):
+    img = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    assert len(client.analyze(encode(img))) == 0
+
+
 @pytest.mark.parametrize(
     "make,code",
     [
