@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from face_analysis.client import AsyncFaceAnalysisClient, EnsembleError
 from tests.images import encode, face_mosaic, skimage_image, t1_path
@@ -51,7 +52,17 @@ async def test_sixteen_concurrent_clients_get_the_sequential_answers(triton, cli
                     out.append((name, exc))
         return out
 
+    def embedder_counts():
+        stats = grpcclient.InferenceServerClient(triton.grpc_url).get_inference_statistics("embedder", as_json=True)
+        s = stats["model_stats"][0]
+        return int(s["inference_stats"]["success"]["count"]), int(s["execution_count"])
+
+    requests_before, executions_before = embedder_counts()
     results = await asyncio.gather(*(worker(k) for k in range(16)))
+    requests_after, executions_after = embedder_counts()
+    print(f"embedder: {requests_after - requests_before} requests in {executions_after - executions_before} runs")
+    # Triton merged requests from different callers into one embedder run at least once
+    assert executions_after - executions_before < requests_after - requests_before
     seen = set()
     for name, got in (pair for worker_results in results for pair in worker_results):
         seen.add(name)
