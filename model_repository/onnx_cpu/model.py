@@ -23,6 +23,8 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = host_threads(params.get("intra_op_threads"))
         options.inter_op_num_threads = 1
+        # Idle onnxruntime threads spin by default; here other steps' processes share the cores, so they yield.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]
