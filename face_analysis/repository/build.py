@@ -43,6 +43,9 @@ def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -
 def _place_onnx(src: Path, dst: Path, need_batch: bool) -> onnx.ModelProto:
     """Put the weights at `dst`: linked or copied as they are, or rewritten when the batch must be freed."""
     model = onnx.load(str(src))
+    inputs, outputs = signature(model)
+    if not all(t.is_float32 for t in inputs + outputs):
+        raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
     if need_batch and not has_dynamic_batch(model):
         try:
             model = make_batch_dynamic(model)

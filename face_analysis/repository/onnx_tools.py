@@ -12,26 +12,17 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-_ONNX_TO_TRITON = {
-    onnx.TensorProto.FLOAT: "TYPE_FP32",
-    onnx.TensorProto.FLOAT16: "TYPE_FP16",
-    onnx.TensorProto.UINT8: "TYPE_UINT8",
-    onnx.TensorProto.INT32: "TYPE_INT32",
-    onnx.TensorProto.INT64: "TYPE_INT64",
-}
-
-
 @dataclass(frozen=True)
 class TensorSig:
     name: str
     shape: tuple  # ints, or None for a free dimension
-    triton_type: str
+    is_float32: bool
 
 
 def _sig(value_info) -> TensorSig:
     t = value_info.type.tensor_type
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-    return TensorSig(value_info.name, shape, _ONNX_TO_TRITON.get(t.elem_type, "TYPE_FP32"))
+    return TensorSig(value_info.name, shape, t.elem_type == onnx.TensorProto.FLOAT)
 
 
 def signature(model: onnx.ModelProto) -> tuple[list[TensorSig], list[TensorSig]]:

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from face_analysis.client import EnsembleError
-from tests.images import encode, face_mosaic, jpeg_with_orientation, skimage_image, t1_path
+from tests.images import encode, face_mosaic, jpeg_with_orientation, png_header_only, skimage_image, t1_path
 from tests.integration.helpers import match, read
-from tests.unit.test_ops_image import _png_header_only
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,7 @@ def test_tiny_and_extreme_images_are_answered(client, shape):
         (lambda: b"this is not an image", "invalid_image"),
         (lambda: t1_path().read_bytes()[:40000], "invalid_image"),
         (lambda: skimage_image("no_time_for_that_tiny.gif").read_bytes(), "unsupported_media_type"),
-        (lambda: _png_header_only(30000, 30000), "image_too_large"),
+        (lambda: png_header_only(30000, 30000), "image_too_large"),
         (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 200, "invalid_image"),
     ],
     ids=["garbage", "truncated-jpeg", "gif", "png-bomb", "corrupt-png"],

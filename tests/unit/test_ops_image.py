@@ -1,6 +1,4 @@
 import io
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -8,20 +6,12 @@ import pytest
 from PIL import Image
 
 from face_analysis.ops.image import ImageError, apply_orientation, decode_image, read_header, sniff_format
-from tests.images import encode, jpeg_with_orientation, skimage_image, t1_path
+from tests.images import encode, jpeg_with_orientation, png_header_only, skimage_image, t1_path
 
 
 @pytest.fixture(scope="module")
 def t1():
     return cv2.imread(str(t1_path()))
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR declares width x height but whose pixel data is a few bytes: a decompression bomb's header."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
@@ -144,14 +134,14 @@ def test_jpeg_with_trailing_bytes_after_eoi_still_decodes():
 @pytest.mark.parametrize("side", [10000, 30000, 65000])
 def test_decompression_bomb_is_refused_from_the_header(side):
     with pytest.raises(ImageError) as err:
-        decode_image(_png_header_only(side, side), max_pixels=50_000_000)
+        decode_image(png_header_only(side, side), max_pixels=50_000_000)
     assert err.value.code == "image_too_large"
 
 
 def test_header_is_read_without_decoding():
-    assert read_header(_png_header_only(10000, 8000))[:3] == ("png", 10000, 8000)
+    assert read_header(png_header_only(10000, 8000))[:3] == ("png", 10000, 8000)
     with pytest.raises(ImageError, match="10000x8000"):
-        decode_image(_png_header_only(10000, 8000), max_pixels=50_000_000)
+        decode_image(png_header_only(10000, 8000), max_pixels=50_000_000)
 
 
 def test_pixel_limit_is_configurable(t1):
