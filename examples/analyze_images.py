@@ -30,11 +30,13 @@ def run_sync(url: str, paths: list[Path]) -> None:
     with FaceAnalysisClient(url) as client:
         info = client.pack_info()
         print(f"serving pack {info.pack}: {info.embedding_size}-d embeddings, attributes: {info.attributes}")
+        t0 = time.perf_counter()
         for path in paths:
             try:
                 print(describe(path, client.analyze(path.read_bytes())))
             except EnsembleError as exc:  # e.g. invalid_image for a corrupt file
                 print(f"{path}: {exc.code}: {exc.message}")
+        print(f"{len(paths)} image(s) in {time.perf_counter() - t0:.2f}s, one at a time")
 
 
 async def run_async(url: str, paths: list[Path], concurrency: int) -> None:
