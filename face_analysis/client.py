@@ -147,7 +147,7 @@ def build_inputs(module, image: bytes, threshold: float | None, max_faces: int |
 
 
 class FaceAnalysisClient:
-    """Synchronous client; thread-safe for concurrent `analyze` calls (gRPC channels are)."""
+    """Synchronous client; `analyze` may be called from several threads at once (tritonclient's infer is thread-safe)."""
 
     def __init__(self, url: str = "127.0.0.1:8001", model: str = ENSEMBLE, timeout_s: float | None = 30.0):
         self.url, self.model, self.timeout_s = url, model, timeout_s
