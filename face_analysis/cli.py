@@ -1,10 +1,10 @@
 """`face-analysis`: fetch model packs, lay out the Triton repository, run the embedded server, call the ensemble.
 
-    face-analysis pack list
-    face-analysis pack fetch buffalo_l            # from InsightFace's release, checksum verified
-    face-analysis repo build --pack test          # -> build/model_repository
-    face-analysis serve --pack test               # embedded CPU Triton until Ctrl-C
-    face-analysis analyze t1.jpg                  # the example client against a running server
+face-analysis pack list
+face-analysis pack fetch buffalo_l            # from InsightFace's release, checksum verified
+face-analysis repo build --pack test          # -> build/model_repository
+face-analysis serve --pack test               # embedded CPU Triton until Ctrl-C
+face-analysis analyze t1.jpg                  # the example client against a running server
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def _pack_fetch(args) -> int:
 
 def _build_options(args) -> BuildOptions:
     return BuildOptions(
-        max_faces=args.max_faces, max_pixels=args.max_pixels, cpu_threads=args.cpu_threads,
+        max_faces=args.max_faces,
+        max_pixels=args.max_pixels,
+        cpu_threads=args.cpu_threads,
         engine_cache_dir=args.engine_cache_dir,
     )
 
@@ -99,15 +101,27 @@ def _print_analysis(url: str, image: Path, json_out: bool, threshold=None, max_f
         ms = (time.perf_counter() - t0) * 1000
         info = client.pack_info()
     if json_out:
-        print(json.dumps({
-            "image": str(image), "pack": info.pack, "latency_ms": round(ms, 2),
-            "faces": [
-                {"box": [round(float(v), 2) for v in f.box], "score": round(f.score, 4),
-                 "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
-                 "gender": f.sex, "age": f.age, "embedding_size": int(f.embedding.shape[0])}
-                for f in result.faces
-            ],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "image": str(image),
+                    "pack": info.pack,
+                    "latency_ms": round(ms, 2),
+                    "faces": [
+                        {
+                            "box": [round(float(v), 2) for v in f.box],
+                            "score": round(f.score, 4),
+                            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
+                            "gender": f.sex,
+                            "age": f.age,
+                            "embedding_size": int(f.embedding.shape[0]),
+                        }
+                        for f in result.faces
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     print(f"{image}: {len(result)} face(s) in {ms:.1f} ms (pack {info.pack}, {info.embedding_size}-d embeddings)")
     for i, f in enumerate(result.faces):
@@ -132,14 +146,20 @@ def _add_build_args(p) -> None:
     p.add_argument("--pack-dir", help="use the pack's files from this folder instead of fetching them")
     p.add_argument("--out", default=DEFAULT_REPOSITORY, help="repository folder (default: %(default)s)")
     p.add_argument("--max-faces", type=int, default=128, help="face cap per image (default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=BuildOptions.max_pixels,
-                   help="larger images are refused from their header (default: %(default)s)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=BuildOptions.max_pixels,
+        help="larger images are refused from their header (default: %(default)s)",
+    )
     p.add_argument("--cpu-threads", default="auto", help="onnxruntime threads on the CPU target (default: auto)")
     p.add_argument("--engine-cache-dir", default=BuildOptions.engine_cache_dir, help="TensorRT engine cache (GPU)")
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="face-analysis", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="face-analysis", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     pack = sub.add_parser("pack", help="model packs").add_subparsers(dest="pack_command", required=True)

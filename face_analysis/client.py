@@ -50,7 +50,7 @@ class EnsembleError(RuntimeError):
         status = exc.status()
         found = _CODE.search(message)
         code = found.group(1) if found else _STATUS_CODES.get(str(status), "inference_error")
-        clean = message[found.end():].strip() if found else message
+        clean = message[found.end() :].strip() if found else message
         return cls(code, clean, str(status) if status else None)
 
 
@@ -81,7 +81,10 @@ class AnalysisResult:
     def __post_init__(self):
         faces = [
             Face(
-                self.boxes[i], float(self.scores[i]), self.landmarks[i], self.embeddings[i],
+                self.boxes[i],
+                float(self.scores[i]),
+                self.landmarks[i],
+                self.embeddings[i],
                 None if self.gender is None else int(self.gender[i]),
                 None if self.age is None else int(self.age[i]),
             )
@@ -147,7 +150,8 @@ def build_inputs(module, image: bytes, threshold: float | None, max_faces: int |
 
 
 class FaceAnalysisClient:
-    """Synchronous client; `analyze` may be called from several threads at once (tritonclient's infer is thread-safe)."""
+    """Synchronous client. `analyze` may be called from several threads at once: tritonclient's gRPC infer is
+    thread-safe."""
 
     def __init__(self, url: str = "127.0.0.1:8001", model: str = ENSEMBLE, timeout_s: float | None = 30.0):
         self.url, self.model, self.timeout_s = url, model, timeout_s
@@ -189,7 +193,9 @@ class AsyncFaceAnalysisClient:
         self.url, self.model, self.timeout_s = url, model, timeout_s
         self._client = grpcclient_aio.InferenceServerClient(url)
 
-    async def analyze(self, image: bytes, threshold: float | None = None, max_faces: int | None = None) -> AnalysisResult:
+    async def analyze(
+        self, image: bytes, threshold: float | None = None, max_faces: int | None = None
+    ) -> AnalysisResult:
         inputs = build_inputs(grpcclient_aio, image, threshold, max_faces)
         try:
             response = await self._client.infer(self.model, inputs, client_timeout=self.timeout_s)

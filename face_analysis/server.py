@@ -157,7 +157,11 @@ class EmbeddedTriton:
         Path(self.work_dir).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True,
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         log.close()

@@ -52,11 +52,14 @@ def measure(url: str, data: bytes, n: int, warmup: int) -> None:
         if not calls:
             continue
 
-        def ms(key):
-            return (int(a[key]["ns"]) - int(b[key]["ns"])) / calls / 1e6
-
-        print(f"| {name} | {calls} | {ms('queue'):.2f} | {ms('compute_input'):.2f} | {ms('compute_infer'):.2f} "
-              f"| {ms('compute_output'):.2f} |")
+        ms = {
+            k: (int(a[k]["ns"]) - int(b[k]["ns"])) / calls / 1e6
+            for k in ("queue", "compute_input", "compute_infer", "compute_output")
+        }
+        print(
+            f"| {name} | {calls} | {ms['queue']:.2f} | {ms['compute_input']:.2f} | {ms['compute_infer']:.2f} "
+            f"| {ms['compute_output']:.2f} |"
+        )
 
 
 def baseline(data: bytes, models: Path, n: int, warmup: int) -> None:
@@ -86,8 +89,10 @@ def baseline(data: bytes, models: Path, n: int, warmup: int) -> None:
         once()
         times.append((time.perf_counter() - t0) * 1000)
     p = np.percentile(times, [50, 95, 99])
-    print(f"| insightface in-process ms | p50 {p[0]:.1f} | p95 {p[1]:.1f} | p99 {p[2]:.1f} | "
-          f"mean {statistics.fmean(times):.1f} |")
+    print(
+        f"| insightface in-process ms | p50 {p[0]:.1f} | p95 {p[1]:.1f} | p99 {p[2]:.1f} | "
+        f"mean {statistics.fmean(times):.1f} |"
+    )
 
 
 def main() -> None:

@@ -46,8 +46,13 @@ def attr_pack(test_pack) -> PackManifest:
     d = json.loads((ROOT / "face_analysis/packs/builtin/test.json").read_text())
     d["name"] = "test_attributes"
     d["source"] = {}
-    d["attributes"] = {"file": "genderage.onnx", "input_size": [96, 96], "colour": "RGB",
-                       "mean": [127.5] * 3, "std": [128.0] * 3}
+    d["attributes"] = {
+        "file": "genderage.onnx",
+        "input_size": [96, 96],
+        "colour": "RGB",
+        "mean": [127.5] * 3,
+        "std": [128.0] * 3,
+    }
     return PackManifest.from_dict(d)
 
 

@@ -32,7 +32,10 @@ def build_genderage(path: Path, seed: int = 7) -> Path:
         "genderage_plumbing",
         [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 96, 96])],
         [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", 3])],
-        [numpy_helper.from_array(a, n) for a, n in [(conv_w, "conv_w"), (conv_b, "conv_b"), (fc_w, "fc_w"), (fc_b, "fc_b")]],
+        [
+            numpy_helper.from_array(a, n)
+            for a, n in [(conv_w, "conv_w"), (conv_b, "conv_b"), (fc_w, "fc_w"), (fc_b, "fc_b")]
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

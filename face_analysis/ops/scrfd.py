@@ -12,7 +12,6 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-
 HEAD_WIDTHS = {"score": 1, "bbox": 4, "kps": 10}
 
 

@@ -81,12 +81,15 @@ def _prepare_out(out: Path) -> None:
     (out / MARKER).write_text("built by `face-analysis repo build`; rebuilt from scratch each time\n")
 
 
-def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildOptions = BuildOptions()) -> Path:
+def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildOptions | None = None) -> Path:
     """Write the repository for `pack` (files in `pack_dir`) into `out`, replacing an earlier build there."""
+    opts = opts or BuildOptions()
     pack_dir, out = Path(pack_dir), Path(out)
     for role, spec in pack.roles.items():
         if not (pack_dir / spec.file).is_file():
-            raise BuildError(f"{role} file {spec.file} not found in {pack_dir}; run `face-analysis pack fetch {pack.name}`")
+            raise BuildError(
+                f"{role} file {spec.file} not found in {pack_dir}; run `face-analysis pack fetch {pack.name}`"
+            )
     _prepare_out(out)
 
     det_folder = out / "detector" / "1"
@@ -111,7 +114,9 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
     attr_io = batched("attributes", pack.attributes, 3) if pack.attributes else None
 
     sample = _warmup_image(out / "preprocess" / "warmup" / "image.jpg")
-    _write_model(out, "preprocess", configs.preprocess(pack, opts, (sample.name, sample.stat().st_size)), code="preprocess")
+    _write_model(
+        out, "preprocess", configs.preprocess(pack, opts, (sample.name, sample.stat().st_size)), code="preprocess"
+    )
     _write_model(out, "align", configs.align(pack, layout, opts), code="align")
     _write_model(out, "postprocess", configs.postprocess(pack, opts), code="postprocess")
     ens = configs.ensemble(pack, det_in_list[0], heads, rec_io, attr_io)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from face_analysis.ops.scrfd import ScrfdLayout
 from face_analysis.packs.manifest import ModelSpec, PackManifest
 from face_analysis.repository import params as P
 from face_analysis.repository.onnx_tools import TensorSig
-from face_analysis.ops.scrfd import ScrfdLayout
 
 ENSEMBLE = "face_analysis"
 
@@ -121,19 +121,29 @@ def preprocess(pack: PackManifest, opts: BuildOptions, warmup_image: tuple[str, 
     )
     _params(
         c,
-        {"input_width": w, "input_height": h, "mean": _csv(d.mean), "std": _csv(d.std),
-         "colour": d.colour.upper(), "max_pixels": opts.max_pixels},
+        {
+            "input_width": w,
+            "input_height": h,
+            "mean": _csv(d.mean),
+            "std": _csv(d.std),
+            "colour": d.colour.upper(),
+            "max_pixels": opts.max_pixels,
+        },
     )
     if warmup_image:
         add_warmup(c, {"image": [warmup_image[1]]}, {"image": warmup_image[0]})
     return c
 
 
-def detector_heads(det_outputs: list[TensorSig], spec: ModelSpec) -> tuple[ScrfdLayout, list[tuple[str, str, list[int]]]]:
+def detector_heads(
+    det_outputs: list[TensorSig], spec: ModelSpec
+) -> tuple[ScrfdLayout, list[tuple[str, str, list[int]]]]:
     """(layout, [(onnx output name, ensemble name, dims)]) for a SCRFD file's outputs at the pack's input size."""
     layout = ScrfdLayout.from_output_count(len(det_outputs))
     heads = layout.heads(*spec.input_size)
-    return layout, [(sig.name, P.head_name(kind, stride), list(dims)) for sig, (kind, stride, dims) in zip(det_outputs, heads)]
+    return layout, [
+        (sig.name, P.head_name(kind, stride), list(dims)) for sig, (kind, stride, dims) in zip(det_outputs, heads)
+    ]
 
 
 def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, batching: bool) -> tuple:
@@ -171,7 +181,9 @@ def detector(pack: PackManifest, det_in: TensorSig, det_outputs: list[TensorSig]
     return _onnx_model("detector", inputs, outputs, 0, opts, batching=False)
 
 
-def batched_model(name: str, spec: ModelSpec, sig_in: TensorSig, sig_out: TensorSig, out_width: int, opts: BuildOptions):
+def batched_model(
+    name: str, spec: ModelSpec, sig_in: TensorSig, sig_out: TensorSig, out_width: int, opts: BuildOptions
+):
     w, h = spec.input_size
     inputs = [_inp(sig_in.name, "TYPE_FP32", [3, h, w])]
     outputs = [_out(sig_out.name, "TYPE_FP32", [out_width])]
@@ -199,15 +211,23 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
         ]
     )
     values = {
-        "strides": _csv(layout.strides), "num_anchors": layout.num_anchors,
-        "det_width": w, "det_height": h, "threshold": d.threshold, "nms_threshold": d.nms_threshold,
-        "max_faces": opts.max_faces, "rec_size": r.input_size[0], "rec_mean": _csv(r.mean),
-        "rec_std": _csv(r.std), "rec_colour": r.colour.upper(),
+        "strides": _csv(layout.strides),
+        "num_anchors": layout.num_anchors,
+        "det_width": w,
+        "det_height": h,
+        "threshold": d.threshold,
+        "nms_threshold": d.nms_threshold,
+        "max_faces": opts.max_faces,
+        "rec_size": r.input_size[0],
+        "rec_mean": _csv(r.mean),
+        "rec_std": _csv(r.std),
+        "rec_colour": r.colour.upper(),
     }
     if a is not None:
         c.output.append(_out(P.ATTR_CROPS, "TYPE_FP32", [-1, 3, a.input_size[1], a.input_size[0]]))
-        values.update(attr_size=a.input_size[0], attr_mean=_csv(a.mean), attr_std=_csv(a.std),
-                      attr_colour=a.colour.upper())
+        values.update(
+            attr_size=a.input_size[0], attr_mean=_csv(a.mean), attr_std=_csv(a.std), attr_colour=a.colour.upper()
+        )
     _params(c, values)
     add_warmup(c, {P.DECODED: [64, 64, 3]})
     return c

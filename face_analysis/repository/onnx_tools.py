@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+
 @dataclass(frozen=True)
 class TensorSig:
     name: str

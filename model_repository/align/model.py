@@ -65,8 +65,14 @@ class TritonPythonModel:
         heads = [(outs[i], outs[n + i], outs[2 * n + i]) for i in range(n)]
         image = get(P.DECODED)
         det = scrfd.postprocess(
-            heads, self.layout, self.det_size, float(get(P.DET_SCALE).reshape(-1)[0]), image.shape,
-            threshold, self.nms_threshold, cap,
+            heads,
+            self.layout,
+            self.det_size,
+            float(get(P.DET_SCALE).reshape(-1)[0]),
+            image.shape,
+            threshold,
+            self.nms_threshold,
+            cap,
         )
         rec = [A.norm_crop(image, lmk, self.rec_size) for lmk in det.landmarks]
         tensors = [

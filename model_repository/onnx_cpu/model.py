@@ -35,8 +35,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         inputs = [
-            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names}
-            for r in requests
+            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names} for r in requests
         ]
         if self.batching and len(requests) > 1:
             sizes = [feeds[self.input_names[0]].shape[0] for feeds in inputs]
@@ -47,6 +46,8 @@ class TritonPythonModel:
         else:
             per_request = (self._run(feeds) for feeds in inputs)
         return [
-            pb_utils.InferenceResponse([pb_utils.Tensor(n, np.ascontiguousarray(o)) for n, o in zip(self.output_names, outs)])
+            pb_utils.InferenceResponse(
+                [pb_utils.Tensor(n, np.ascontiguousarray(o)) for n, o in zip(self.output_names, outs)]
+            )
             for outs in per_request
         ]

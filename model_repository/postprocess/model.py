@@ -1,7 +1,6 @@
 """Ensemble step 6: drops the padding crop of zero-face images, L2-normalises embeddings and decodes the
 genderage head into InsightFace's coding (gender 0 female / 1 male, age in years)."""
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from face_analysis.ops.normalize import decode_genderage, l2_normalize

@@ -23,8 +23,16 @@ def _run(*args: str) -> str:
 def test_example_client(triton, concurrency, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    out = _run("examples/analyze_images.py", "--url", triton.grpc_url, "--concurrency", concurrency,
-               str(t1_path()), str(skimage_image("coffee.png")), str(broken))
+    out = _run(
+        "examples/analyze_images.py",
+        "--url",
+        triton.grpc_url,
+        "--concurrency",
+        concurrency,
+        str(t1_path()),
+        str(skimage_image("coffee.png")),
+        str(broken),
+    )
     assert f"{t1_path()}: 6 face(s)" in out
     assert "coffee.png: 0 face(s)" in out
     assert "broken.jpg: invalid_image" in out

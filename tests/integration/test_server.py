@@ -1,6 +1,5 @@
 """The embedded server's lifecycle: clear failures, clean stops, no orphan processes."""
 
-import os
 import socket
 from pathlib import Path
 

@@ -30,8 +30,12 @@ def test_a_model_mixing_samples_is_refused():
 
     # adds the mean over the batch axis: batched outputs differ from per-sample ones
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1), helper.make_node("Add", ["x", "m"], ["y"])],
-        "mix", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [
+            helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1),
+            helper.make_node("Add", ["x", "m"], ["y"]),
+        ],
+        "mix",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

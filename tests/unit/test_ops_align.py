@@ -17,10 +17,13 @@ def face_align():
 def test_estimate_norm_matches_insightface(face_align, size):
     rng = np.random.default_rng(size)
     for _ in range(50):
-        lmk = (align.ARCFACE_TEMPLATE * rng.uniform(0.5, 4) + rng.uniform(-50, 400, 2)
-               + rng.normal(0, 3, (5, 2))).astype(np.float32)
+        lmk = (
+            align.ARCFACE_TEMPLATE * rng.uniform(0.5, 4) + rng.uniform(-50, 400, 2) + rng.normal(0, 3, (5, 2))
+        ).astype(np.float32)
         # float32 landmarks: translations of ~100 px agree to 1e-4 px
-        np.testing.assert_allclose(align.estimate_norm(lmk, size), face_align.estimate_norm(lmk, size), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            align.estimate_norm(lmk, size), face_align.estimate_norm(lmk, size), rtol=1e-5, atol=1e-4
+        )
 
 
 def test_umeyama_recovers_a_known_similarity():

@@ -16,8 +16,15 @@ def t1():
 
 @pytest.mark.parametrize(
     "data,fmt",
-    [(b"\xff\xd8\xff\xe0rest", "jpeg"), (b"\x89PNG\r\n\x1a\nxx", "png"), (b"RIFF\0\0\0\0WEBPVP8 ", "webp"),
-     (b"BM\0\0", "bmp"), (b"GIF89a..", "gif"), (b"II*\0", "tiff"), (b"hello", None)],
+    [
+        (b"\xff\xd8\xff\xe0rest", "jpeg"),
+        (b"\x89PNG\r\n\x1a\nxx", "png"),
+        (b"RIFF\0\0\0\0WEBPVP8 ", "webp"),
+        (b"BM\0\0", "bmp"),
+        (b"GIF89a..", "gif"),
+        (b"II*\0", "tiff"),
+        (b"hello", None),
+    ],
 )
 def test_sniff_format(data, fmt):
     assert sniff_format(data) == fmt

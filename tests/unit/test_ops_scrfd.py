@@ -15,7 +15,9 @@ def reference_detector(shared_models):
     return det
 
 
-@pytest.mark.parametrize("n,strides,anchors,kps", [(6, 3, 2, False), (9, 3, 2, True), (10, 5, 1, False), (15, 5, 1, True)])
+@pytest.mark.parametrize(
+    "n,strides,anchors,kps", [(6, 3, 2, False), (9, 3, 2, True), (10, 5, 1, False), (15, 5, 1, True)]
+)
 def test_layout_from_output_count(n, strides, anchors, kps):
     layout = scrfd.ScrfdLayout.from_output_count(n)
     assert (len(layout.strides), layout.num_anchors, layout.use_kps) == (strides, anchors, kps)
@@ -86,8 +88,10 @@ def test_postprocess_matches_insightface_detect(reference_detector, shared_model
 
 def test_postprocess_with_no_candidates_is_empty():
     layout = scrfd.ScrfdLayout.from_output_count(9)
-    heads = [(np.zeros((n, 1), np.float32), np.zeros((n, 4), np.float32), np.zeros((n, 10), np.float32))
-             for n in layout.anchors_per_stride(640, 640)]
+    heads = [
+        (np.zeros((n, 1), np.float32), np.zeros((n, 4), np.float32), np.zeros((n, 10), np.float32))
+        for n in layout.anchors_per_stride(640, 640)
+    ]
     det = scrfd.postprocess(heads, layout, (640, 640), 1.0, (640, 640, 3))
     assert len(det) == 0 and det.boxes.shape == (0, 4) and det.landmarks.shape == (0, 5, 2)
 

@@ -11,11 +11,14 @@ from face_analysis.packs.manifest import ManifestError, PackManifest, load_manif
 
 
 def _pack(tmp_path, sha=None) -> PackManifest:
-    return PackManifest.from_dict({
-        "name": "tiny", "source": {"url": "https://example.invalid/tiny.zip", "sha256": sha},
-        "detector": {"file": "det.onnx", "input_size": [640, 640]},
-        "recognizer": {"file": "rec.onnx", "input_size": [112, 112], "embedding_size": 512},
-    })
+    return PackManifest.from_dict(
+        {
+            "name": "tiny",
+            "source": {"url": "https://example.invalid/tiny.zip", "sha256": sha},
+            "detector": {"file": "det.onnx", "input_size": [640, 640]},
+            "recognizer": {"file": "rec.onnx", "input_size": [112, 112], "embedding_size": 512},
+        }
+    )
 
 
 def _zip(tmp_path):
@@ -99,8 +102,18 @@ def test_unknown_pack_lists_the_known_ones():
 
 def test_manifest_validation():
     with pytest.raises(ManifestError, match="embedding_size"):
-        PackManifest.from_dict({"name": "x", "detector": {"file": "d", "input_size": [640, 640]},
-                                "recognizer": {"file": "r", "input_size": [112, 112]}})
+        PackManifest.from_dict(
+            {
+                "name": "x",
+                "detector": {"file": "d", "input_size": [640, 640]},
+                "recognizer": {"file": "r", "input_size": [112, 112]},
+            }
+        )
     with pytest.raises(ManifestError, match="colour"):
-        PackManifest.from_dict({"name": "x", "detector": {"file": "d", "input_size": [640, 640], "colour": "HSV"},
-                                "recognizer": {"file": "r", "input_size": [112, 112], "embedding_size": 4}})
+        PackManifest.from_dict(
+            {
+                "name": "x",
+                "detector": {"file": "d", "input_size": [640, 640], "colour": "HSV"},
+                "recognizer": {"file": "r", "input_size": [112, 112], "embedding_size": 4},
+            }
+        )
