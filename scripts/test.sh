@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_env.sh
 . .venv/bin/activate
-ruff check --quiet . && ruff format --check --quiet .
+ruff check --quiet .
+ruff format --check --quiet .
 exec python -m pytest -p no:cacheprovider "$@"
