@@ -157,8 +157,15 @@ def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, 
     trt.parameters["max_workspace_size_bytes"] = str(2 << 30)
     trt.parameters["trt_engine_cache_enable"] = "1"
     trt.parameters["trt_engine_cache_path"] = f"{opts.engine_cache_dir}/{name}"
+    trt.parameters["trt_timing_cache_enable"] = "1"
+    trt.parameters["trt_timing_cache_path"] = f"{opts.engine_cache_dir}/{name}"
     if batching:
         gpu.dynamic_batching.max_queue_delay_microseconds = opts.queue_delay_us
+        # One TensorRT profile over every batch the batcher can form, so a new batch size never rebuilds the engine.
+        for key, batch in (("min", 1), ("opt", min(16, max_batch)), ("max", max_batch)):
+            trt.parameters[f"trt_profile_{key}_shapes"] = ",".join(
+                f"{t.name}:{'x'.join(str(d) for d in [batch, *t.dims])}" for t in inputs
+            )
 
     cpu = mc.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
     cpu.input.extend(inputs)

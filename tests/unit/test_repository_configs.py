@@ -87,6 +87,9 @@ def test_targets_differ_where_they_should(repos):
         assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == "FP16"
         assert accel.parameters["trt_engine_cache_enable"] == "1"
     assert gpu["embedder"].max_batch_size == cpu["embedder"].max_batch_size == 200
+    trt = gpu["embedder"].optimization.execution_accelerators.gpu_execution_accelerator[0].parameters
+    assert trt["trt_profile_max_shapes"] == "input0:200x3x112x112"  # every batch the batcher can form
+    assert trt["trt_profile_min_shapes"] == "input0:1x3x112x112"
 
 
 def test_packs_without_attributes_have_no_gender_or_age(repos):
