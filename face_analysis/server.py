@@ -238,6 +238,13 @@ class EmbeddedTriton:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:  # give the killed stubs a moment to go
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.05)
 
     def __enter__(self) -> "EmbeddedTriton":
         return self.start()

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def _process_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes in a process group."""
     members = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -19,7 +20,7 @@ def _process_group(pgid: int) -> list[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid:  # pgrp
+            if int(fields[2]) == pgid and fields[0] != "Z":  # pgrp; state
                 members.append(int(entry.name))
     return members
 
