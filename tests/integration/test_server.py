@@ -56,3 +56,13 @@ def test_a_model_that_fails_to_load_is_reported(test_pack, shared_models, tmp_pa
     assert "failed to load 'embedder'" in str(err.value)
     assert "model.onnx failed" in str(err.value)  # the cause, not just the symptom
     assert not server.running()
+
+
+def test_a_client_of_a_server_that_is_down_gets_inference_unavailable():
+    from face_analysis.client import EnsembleError, FaceAnalysisClient
+
+    with FaceAnalysisClient(f"127.0.0.1:{free_port()}", timeout_s=5) as client:
+        assert not client.ready()
+        with pytest.raises(EnsembleError) as err:
+            client.analyze(b"\xff\xd8\xff")
+    assert err.value.code == "inference_unavailable" and not err.value.is_client_error
