@@ -56,11 +56,13 @@ def attr_pack(test_pack) -> PackManifest:
     return PackManifest.from_dict(d)
 
 
-def _serve(repo: Path, work: Path):
-    ports = [free_port() for _ in range(3)]
-    server = EmbeddedTriton(repo, *ports, work_dir=work)
+def _serving(repo: Path, tmp_path_factory, name: str):
+    server = EmbeddedTriton(repo, free_port(), free_port(), free_port(), work_dir=tmp_path_factory.mktemp(name))
     server.start()
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +72,8 @@ def test_repository(tmp_path_factory, test_pack, shared_models) -> Path:
 
 @pytest.fixture(scope="session")
 def triton(test_repository, tmp_path_factory):
-    server = _serve(test_repository, tmp_path_factory.mktemp("triton"))
-    yield server
-    server.stop()
+    """The embedded Triton serving the test pack."""
+    yield from _serving(test_repository, tmp_path_factory, "triton")
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +83,8 @@ def attr_repository(tmp_path_factory, attr_pack, attr_pack_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def attr_triton(attr_repository, tmp_path_factory):
-    server = _serve(attr_repository, tmp_path_factory.mktemp("attr_triton"))
-    yield server
-    server.stop()
+    """A second embedded Triton serving the test pack plus the seeded genderage model."""
+    yield from _serving(attr_repository, tmp_path_factory, "attr_triton")
 
 
 @pytest.fixture(scope="session")
