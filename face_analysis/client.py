@@ -13,7 +13,8 @@ the recognition steps across concurrent callers. Use `AsyncFaceAnalysisClient` t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -76,10 +77,11 @@ class AnalysisResult:
     embeddings: np.ndarray  # [N, D] float32
     gender: np.ndarray | None = None  # [N] int32
     age: np.ndarray | None = None  # [N] int32
-    faces: list[Face] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        faces = [
+    @cached_property
+    def faces(self) -> list[Face]:
+        """The same results a face at a time (built on first use: array users do not pay for it)."""
+        return [
             Face(
                 self.boxes[i],
                 float(self.scores[i]),
@@ -90,7 +92,6 @@ class AnalysisResult:
             )
             for i in range(len(self.scores))
         ]
-        object.__setattr__(self, "faces", faces)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -59,10 +59,11 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
-    """True when the entropy-coded data after the first top-level scan ends with an EOI marker.
+    """True when an end-of-image marker follows the first top-level scan.
 
-    OpenCV decodes truncated JPEGs into half-grey pictures without failing; walking the segment headers to the
-    first scan (skipping EXIF thumbnails, which carry markers of their own) and finding EOI after it catches that.
+    OpenCV releases before 4.11 decode truncated JPEGs into half-grey pictures without failing (4.11 refuses them);
+    walking the segment headers to the first scan (skipping EXIF thumbnails, which carry markers of their own) and
+    finding EOI after it keeps the answer the same whatever OpenCV is installed.
     """
     pos, n = 2, len(data)
     while pos + 4 <= n:
@@ -126,8 +127,7 @@ def _to_bgr8(img: np.ndarray) -> np.ndarray:
     if channels == 1:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if channels == 2:  # grey + alpha
-        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR), img[:, :, 1]
-        return _composite_on_white(*img)
+        return _composite_on_white(cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR), img[:, :, 1])
     if channels == 4:
         return _composite_on_white(img[:, :, :3], img[:, :, 3])
     return img
@@ -165,9 +165,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     if fmt == "jpeg":
         if not _jpeg_is_complete(data):
             raise ImageError("invalid_image", "the JPEG data is truncated or corrupt (no end-of-image marker)")
-        # IMREAD_COLOR applies the EXIF orientation itself and converts CMYK and greyscale JPEGs.
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        orientation = 1
+        # IMREAD_COLOR converts CMYK and greyscale JPEGs; the orientation Pillow read is applied below, as for
+        # every other format, so OpenCV must not apply it a second time.
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:

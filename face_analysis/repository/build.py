@@ -17,7 +17,7 @@ import onnx
 from face_analysis.packs.manifest import PackManifest
 from face_analysis.repository import configs
 from face_analysis.repository.configs import BuildOptions
-from face_analysis.repository.onnx_tools import has_dynamic_batch, make_batch_dynamic, signature
+from face_analysis.repository.onnx_tools import TensorSig, has_dynamic_batch, make_batch_dynamic, signature
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "model_repository"
 MARKER = ".face-analysis-repository"
@@ -40,24 +40,24 @@ def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -
     return folder
 
 
-def _place_onnx(src: Path, dst: Path, need_batch: bool) -> onnx.ModelProto:
-    """Put the weights at `dst`: linked or copied as they are, or rewritten when the batch must be freed."""
+def _place_onnx(src: Path, dst: Path, need_batch: bool) -> tuple[list[TensorSig], list[TensorSig]]:
+    """Put the weights at `dst`: linked or copied as they are, or rewritten when the batch must be freed.
+    Returns the placed model's (inputs, outputs)."""
     model = onnx.load(str(src))
     inputs, outputs = signature(model)
     if not all(t.is_float32 for t in inputs + outputs):
         raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
     if need_batch and not has_dynamic_batch(model):
         try:
-            model = make_batch_dynamic(model)
+            onnx.save(make_batch_dynamic(model), str(dst))  # names stay; only the batch dimension is freed
         except ValueError as exc:
             raise BuildError(f"{src.name}: {exc}") from None
-        onnx.save(model, str(dst))
-        return model
+        return inputs, outputs
     try:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
-    return model
+    return inputs, outputs
 
 
 def _warmup_image(path: Path) -> Path:
@@ -94,19 +94,19 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
 
     det_folder = out / "detector" / "1"
     det_folder.mkdir(parents=True)
-    det_in_list, det_out = signature(_place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", False))
+    det_in_list, det_out = _place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", False)
     try:
         layout, heads = configs.detector_heads(det_out, pack.detector)
     except ValueError as exc:
         raise BuildError(f"{pack.detector.file}: {exc}") from None
     if not layout.use_kps:
         raise BuildError(f"{pack.detector.file} predicts no landmarks; recognition crops need the 5 keypoints")
-    _write_model(out, "detector", *configs.detector(pack, det_in_list[0], det_out, opts), code="onnx_cpu")
+    _write_model(out, "detector", *configs.detector(pack, det_in_list[0], heads, opts), code="onnx_cpu")
 
     def batched(name: str, spec, width: int):
         folder = out / name / "1"
         folder.mkdir(parents=True)
-        sig_in, sig_out = signature(_place_onnx(pack_dir / spec.file, folder / "model.onnx", True))
+        sig_in, sig_out = _place_onnx(pack_dir / spec.file, folder / "model.onnx", True)
         _write_model(out, name, *configs.batched_model(name, spec, sig_in[0], sig_out[0], width, opts), code="onnx_cpu")
         return sig_in[0], sig_out[0]
 

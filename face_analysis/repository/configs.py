@@ -180,9 +180,9 @@ def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, 
     return gpu, cpu
 
 
-def detector(pack: PackManifest, det_in: TensorSig, det_outputs: list[TensorSig], opts: BuildOptions):
+def detector(pack: PackManifest, det_in: TensorSig, heads: list[tuple[str, str, list[int]]], opts: BuildOptions):
+    """`heads` as `detector_heads` gives them."""
     w, h = pack.detector.input_size
-    _, heads = detector_heads(det_outputs, pack.detector)
     inputs = [_inp(det_in.name, "TYPE_FP32", [1, 3, h, w])]
     outputs = [_out(onnx_name, "TYPE_FP32", dims) for onnx_name, _, dims in heads]
     return _onnx_model("detector", inputs, outputs, 0, opts, batching=False)

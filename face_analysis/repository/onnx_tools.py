@@ -34,7 +34,7 @@ def signature(model: onnx.ModelProto) -> tuple[list[TensorSig], list[TensorSig]]
 
 def has_dynamic_batch(model: onnx.ModelProto) -> bool:
     inputs, _ = signature(model)
-    return inputs[0].shape[0] in (None, 0) or inputs[0].shape[0] == -1
+    return inputs[0].shape[0] is None
 
 
 def make_batch_dynamic(model: onnx.ModelProto, verify: bool = True) -> onnx.ModelProto:
