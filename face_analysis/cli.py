@@ -56,7 +56,7 @@ def _build_options(args) -> BuildOptions:
     )
 
 
-def _repo_build(args) -> Path:
+def repo_build(args) -> Path:
     manifest, folder = _fetch(args)
     out = build_repository(manifest, Path(args.pack_dir or folder), Path(args.out), _build_options(args))
     print(f"{manifest.name}: repository laid out in {out} (GPU: config.pbtxt, CPU: --model-config-name cpu)")
@@ -66,7 +66,7 @@ def _repo_build(args) -> Path:
 def _serve(args) -> int:
     from face_analysis.server import EmbeddedTriton
 
-    repo = _repo_build(args)
+    repo = repo_build(args)
     triton = EmbeddedTriton(repo, args.http_port, args.grpc_port, args.metrics_port, config_name="cpu")
     print(f"starting the embedded Triton (CPU) on gRPC {triton.grpc_url}, HTTP {triton.http_url} ...", flush=True)
     t0 = time.monotonic()
@@ -141,7 +141,7 @@ def _add_pack_args(p) -> None:
     p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help="where fetched packs live (default: %(default)s)")
 
 
-def _add_build_args(p) -> None:
+def add_build_args(p) -> None:
     _add_pack_args(p)
     p.add_argument("--pack-dir", help="use the pack's files from this folder instead of fetching them")
     p.add_argument("--out", default=DEFAULT_REPOSITORY, help="repository folder (default: %(default)s)")
@@ -172,11 +172,11 @@ def parser() -> argparse.ArgumentParser:
 
     repo = sub.add_parser("repo", help="Triton model repository").add_subparsers(dest="repo_command", required=True)
     build = repo.add_parser("build", help="lay out the repository from a pack")
-    _add_build_args(build)
-    build.set_defaults(func=lambda a: (_repo_build(a), 0)[1])
+    add_build_args(build)
+    build.set_defaults(func=lambda a: (repo_build(a), 0)[1])
 
     serve = sub.add_parser("serve", help="build the repository and run the embedded CPU Triton on it")
-    _add_build_args(serve)
+    add_build_args(serve)
     serve.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
     serve.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))
     serve.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRITON_METRICS_PORT", 8002)))

@@ -33,6 +33,18 @@ _STATUS_CODES = {
 }
 
 
+# gRPC's default reconnect backoff grows to two minutes: a client would keep failing long after Triton is back.
+# Capping it at one second makes recovery follow the server. Passing channel_args replaces tritonclient's defaults,
+# so the unlimited message sizes are restated.
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 class EnsembleError(RuntimeError):
     """A failed ensemble call. `code` is stable (`invalid_image`, `image_too_large`, `unsupported_media_type`,
     `invalid_argument`, `inference_unavailable`, `inference_timeout`, ...); `status` is the gRPC status."""
@@ -156,7 +168,7 @@ class FaceAnalysisClient:
 
     def __init__(self, url: str = "127.0.0.1:8001", model: str = ENSEMBLE, timeout_s: float | None = 30.0):
         self.url, self.model, self.timeout_s = url, model, timeout_s
-        self._client = grpcclient.InferenceServerClient(url)
+        self._client = grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
 
     def analyze(self, image: bytes, threshold: float | None = None, max_faces: int | None = None) -> AnalysisResult:
         """Detect every face in one encoded image; with recognition embeddings and, where the pack has them,
@@ -192,26 +204,36 @@ class AsyncFaceAnalysisClient:
 
     def __init__(self, url: str = "127.0.0.1:8001", model: str = ENSEMBLE, timeout_s: float | None = 30.0):
         self.url, self.model, self.timeout_s = url, model, timeout_s
-        self._client = grpcclient_aio.InferenceServerClient(url)
+        self._client = grpcclient_aio.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
 
     async def analyze(
-        self, image: bytes, threshold: float | None = None, max_faces: int | None = None
+        self,
+        image: bytes,
+        threshold: float | None = None,
+        max_faces: int | None = None,
+        timeout_s: float | None = None,
     ) -> AnalysisResult:
+        """As `FaceAnalysisClient.analyze`; `timeout_s` overrides the client's deadline for this call."""
         inputs = build_inputs(grpcclient_aio, image, threshold, max_faces)
         try:
-            response = await self._client.infer(self.model, inputs, client_timeout=self.timeout_s)
+            response = await self._client.infer(self.model, inputs, client_timeout=timeout_s or self.timeout_s)
         except InferenceServerException as exc:
             raise EnsembleError.from_triton(exc) from None
         return AnalysisResult.from_response(response)
 
-    async def ready(self) -> bool:
+    async def ready(self, timeout_s: float | None = None) -> bool:
         try:
-            return await self._client.is_model_ready(self.model)
+            return await self._client.is_model_ready(self.model, client_timeout=timeout_s or self.timeout_s)
         except InferenceServerException:
             return False
 
-    async def pack_info(self) -> PackInfo:
-        config = await self._client.get_model_config(self.model, as_json=True)
+    async def pack_info(self, timeout_s: float | None = None) -> PackInfo:
+        try:
+            config = await self._client.get_model_config(
+                self.model, as_json=True, client_timeout=timeout_s or self.timeout_s
+            )
+        except InferenceServerException as exc:
+            raise EnsembleError.from_triton(exc) from None
         return PackInfo.from_config(config["config"])
 
     async def close(self) -> None:
