@@ -71,7 +71,11 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         filename = disp.get(b"filename")
         ctype = headers.get(b"content-type")
         parts.append(
-            Part(name, filename.decode("utf-8", "replace") if filename else None, ctype.decode() if ctype else None)
+            Part(
+                name,
+                filename.decode("utf-8", "replace") if filename else None,
+                ctype.decode("latin-1") if ctype else None,
+            )
         )
 
     def on_part_data(data, start, end):
@@ -131,7 +135,7 @@ async def parse_body(
     if media == "application/json":
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nesting past the parser's depth too
             raise ApiError("invalid_json", "the body is not valid JSON") from None
         try:
             model = json_model.model_validate(payload)

@@ -54,6 +54,10 @@ class CircuitBreaker:
         self._probing = False
         self._set(CLOSED)
 
+    def release(self) -> None:
+        """The call was abandoned (cancelled) with no verdict on the server: free a half-open probe slot only."""
+        self._probing = False
+
     def record_failure(self) -> None:
         self._probing = False
         self.failures += 1

@@ -121,7 +121,10 @@ class InferenceGateway:
                 target.last_error = exc.message
                 last = exc
                 continue
-            except BaseException:  # cancelled (the client went away): free a half-open probe slot
+            except asyncio.CancelledError:  # the client went away: no verdict on the server, free a probe slot
+                target.breaker.release()
+                raise
+            except BaseException:
                 target.breaker.record_failure()
                 raise
             target.breaker.record_success()

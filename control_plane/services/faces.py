@@ -6,7 +6,9 @@ that change the result; responses are formatted from those arrays, so a hit answ
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from control_plane.cache.codec import CacheCodecError, decode_result, encode_result
@@ -31,6 +33,9 @@ class Analysis:
 class FaceService:
     def __init__(self, gateway: InferenceGateway, cache: TieredCache, metrics: Metrics):
         self.gateway, self.cache, self.metrics = gateway, cache, metrics
+        # identical analyses in flight share one Triton call (a compare of one image with itself, a burst of
+        # retries from a client, the same photo uploaded by many users at once)
+        self._pending: dict[tuple, asyncio.Future] = {}
 
     async def analyze(
         self, image: CheckedImage, detection_threshold: float | None = None, max_faces: int | None = None
@@ -38,14 +43,40 @@ class FaceService:
         options = {"detection_threshold": detection_threshold, "max_faces": max_faces}
         analysis = await self._cached(image, options)
         if analysis is None:
-            result, pack = await self.gateway.analyze(image.data, detection_threshold, max_faces)
-            analysis = Analysis(image, result, pack, None)
-            meta = {"pack": dataclasses.asdict(pack)}
-            await self.cache.set(cache_key(image.data, pack.pack, options), encode_result(result, meta))
+            analysis = await self._single_flight(image, options)
         n = len(analysis.result)
         self.metrics.faces_per_image.observe(n)
         self.metrics.detections.labels("faces" if n else "no_face").inc()
         return analysis
+
+    async def _single_flight(self, image: CheckedImage, options: dict) -> Analysis:
+        flight = (hashlib.sha256(image.data).digest(), options["detection_threshold"], options["max_faces"])
+        pending = self._pending.get(flight)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled() or asyncio.current_task().cancelling():
+                    raise  # this request itself was cancelled
+                return await self._single_flight(image, options)  # the leader's client left: go again
+        future = asyncio.get_running_loop().create_future()
+        self._pending[flight] = future
+        try:
+            result, pack = await self.gateway.analyze(image.data, options["detection_threshold"], options["max_faces"])
+            analysis = Analysis(image, result, pack, None)
+            meta = {"pack": dataclasses.asdict(pack)}
+            await self.cache.set(cache_key(image.data, pack.pack, options), encode_result(result, meta))
+            future.set_result(analysis)
+            return analysis
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            del self._pending[flight]
 
     async def _cached(self, image: CheckedImage, options: dict) -> Analysis | None:
         pack = self.gateway.expected_pack()

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
 from dataclasses import dataclass
 
+from PIL import Image
+
 from control_plane.core.errors import ApiError
-from face_analysis.ops.image import ImageError, read_header
+from face_analysis.ops.image import ImageError, read_header, sniff_format
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 _WHITESPACE = re.compile(rb"\s+")
@@ -66,13 +69,35 @@ def check_image(data: bytes, max_pixels: int, field: str = "image") -> CheckedIm
     try:
         fmt, width, height, orientation = read_header(data)
     except ImageError as exc:
-        raise ApiError(exc.code, exc.message, details={"field": field}) from None
+        size = _declared_size(data) if exc.code == "image_too_large" else None
+        if size is None:
+            raise ApiError(exc.code, exc.message, details={"field": field}) from None
+        raise _too_large(field, *size, max_pixels) from None
     if width * height > max_pixels:
-        raise ApiError(
-            "image_too_large",
-            f"`{field}` is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
-            details={"field": field, "width": width, "height": height, "max_pixels": max_pixels},
-        )
+        raise _too_large(field, width, height, max_pixels)
     if orientation in _TRANSPOSED:
         width, height = height, width
     return CheckedImage(data, fmt, width, height)
+
+
+def _too_large(field: str, width: int, height: int, max_pixels: int) -> ApiError:
+    return ApiError(
+        "image_too_large",
+        f"`{field}` is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        details={"field": field, "width": width, "height": height, "max_pixels": max_pixels},
+    )
+
+
+_PILLOW_IDS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP"}
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The header's width and height for an image past Pillow's own bomb ceiling (where `Image.open` refuses to
+    say): the format's header parser alone, which reads no pixels."""
+    try:
+        Image.init()
+        factory, _ = Image.OPEN[_PILLOW_IDS[sniff_format(data)]]
+        with factory(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:
+        return None
