@@ -107,12 +107,16 @@ class InferenceGateway:
             self.metrics.in_flight.set(self.in_flight)
 
     async def _analyze(self, image, threshold, max_faces) -> tuple[AnalysisResult, PackInfo]:
+        # one deadline for the whole request: a fallback gets what the primary left, never a fresh budget
+        deadline = time.monotonic() + self.settings.triton_timeout_s
         last: EnsembleError | None = None
         for target in self.targets:
+            if time.monotonic() >= deadline:
+                break  # spent on an earlier target: no verdict on this one
             if not target.breaker.allow():
                 continue
             try:
-                result, pack = await self._call(target, image, threshold, max_faces)
+                result, pack = await self._call(target, image, threshold, max_faces, deadline)
             except EnsembleError as exc:
                 if exc.code not in _SERVER_FAULTS:
                     target.breaker.record_success()  # the server answered: the request was at fault
@@ -144,9 +148,10 @@ class InferenceGateway:
             headers={"Retry-After": str(retry_after)},
         )
 
-    async def _call(self, target: Target, image, threshold, max_faces) -> tuple[AnalysisResult, PackInfo]:
-        """One target within one deadline, retrying UNAVAILABLE with exponential backoff while time remains."""
-        deadline = time.monotonic() + self.settings.triton_timeout_s
+    async def _call(
+        self, target: Target, image, threshold, max_faces, deadline: float
+    ) -> tuple[AnalysisResult, PackInfo]:
+        """One target before `deadline`, retrying UNAVAILABLE with exponential backoff while time remains."""
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
