@@ -21,19 +21,20 @@ from pydantic import SecretStr
 
 from control_plane.core.settings import Settings
 
-ADMIN_TOKEN_FILE = Path("build/admin-token")
+ADMIN_TOKEN_FILE = "build/admin-token"
 
 
-def _dev_admin_token(settings: Settings) -> tuple[Settings, str]:
-    """Without a configured admin token, make one for this run and leave it where the README's curl reads it."""
+def _dev_admin_token(settings: Settings, path: Path) -> tuple[Settings, str]:
+    """Without a configured admin token, make one for this run and leave it (mode 0600) where the README's curl
+    reads it."""
     if settings.admin_token is not None:
         return settings, "$FACE_API_ADMIN_TOKEN"
     token = secrets.token_urlsafe(24)
-    ADMIN_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ADMIN_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
-    return settings.model_copy(update={"admin_token": SecretStr(token)}), f"$(cat {ADMIN_TOKEN_FILE})"
+    return settings.model_copy(update={"admin_token": SecretStr(token)}), f"$(cat {path})"
 
 
 def _banner(settings: Settings, admin_ref: str) -> str:
@@ -77,7 +78,7 @@ def _serve(args) -> int:
             triton.start()
             print(f"Triton ready after {time.monotonic() - t0:.1f}s; log: {triton.log_path}", flush=True)
             settings = settings.model_copy(update={"triton_url": triton.grpc_url})
-        settings, admin_ref = _dev_admin_token(settings)
+        settings, admin_ref = _dev_admin_token(settings, Path(args.admin_token_file))
         print(_banner(settings, admin_ref), flush=True)
         uvicorn.run(
             create_app(settings),
@@ -133,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default FACE_API_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default FACE_API_PORT or 8080)")
     serve.add_argument("--embedded-triton", action="store_true", help="start the embedded CPU Triton on a pack")
+    serve.add_argument(
+        "--admin-token-file",
+        default=ADMIN_TOKEN_FILE,
+        help="without FACE_API_ADMIN_TOKEN, a token for this run is written here (default: %(default)s)",
+    )
     add_build_args(serve)
     serve.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
     serve.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))

@@ -22,7 +22,10 @@ class DetectOptions(_Strict):
         None, gt=0, lt=1, description="minimum face score (the server's default when omitted)"
     )
     max_faces: int | None = Field(
-        None, ge=1, description="keep at most this many faces: the largest and most central first (InsightFace's rule)"
+        None,
+        ge=1,
+        le=10_000,
+        description="keep at most this many faces: the largest and most central first (InsightFace's rule)",
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from control_plane.cache.codec import CacheCodecError, decode_result, encode_result
 from control_plane.cache.keys import cache_key
 from control_plane.cache.tiered import TieredCache
+from control_plane.core.errors import ApiError
 from control_plane.core.metrics import Metrics
 from control_plane.inference.gateway import InferenceGateway
 from control_plane.services.images import CheckedImage
@@ -43,7 +44,15 @@ class FaceService:
         options = {"detection_threshold": detection_threshold, "max_faces": max_faces}
         analysis = await self._cached(image, options)
         if analysis is None:
-            analysis = await self._single_flight(image, options)
+            try:
+                analysis = await self._single_flight(image, options)
+            except ApiError as exc:
+                if exc.status >= 500 or "field" in exc.details:
+                    raise
+                # the ensemble refused this image (decodable header, corrupt pixels): say which field it was
+                raise ApiError(
+                    exc.code, exc.message, details={**exc.details, "field": image.field}, status=exc.status
+                ) from None
         n = len(analysis.result)
         self.metrics.faces_per_image.observe(n)
         self.metrics.detections.labels("faces" if n else "no_face").inc()

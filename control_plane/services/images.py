@@ -29,6 +29,7 @@ class CheckedImage:
     format: str
     width: int
     height: int
+    field: str = "image"  # the request field it came from, named in errors about it
 
     def info(self) -> dict:
         return {"format": self.format, "width": self.width, "height": self.height}
@@ -77,7 +78,7 @@ def check_image(data: bytes, max_pixels: int, field: str = "image") -> CheckedIm
         raise _too_large(field, width, height, max_pixels)
     if orientation in _TRANSPOSED:
         width, height = height, width
-    return CheckedImage(data, fmt, width, height)
+    return CheckedImage(data, fmt, width, height, field)
 
 
 def _too_large(field: str, width: int, height: int, max_pixels: int) -> ApiError:
