@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -68,15 +67,9 @@ def _serve(args) -> int:
     triton = None
     try:
         if args.embedded_triton:
-            from face_analysis.cli import repo_build
-            from face_analysis.server import EmbeddedTriton
+            from face_analysis.cli import start_embedded_triton
 
-            repo = repo_build(args)
-            triton = EmbeddedTriton(repo, args.http_port, args.grpc_port, args.metrics_port, config_name="cpu")
-            print(f"starting the embedded Triton (CPU) on gRPC {triton.grpc_url} ...", flush=True)
-            t0 = time.monotonic()
-            triton.start()
-            print(f"Triton ready after {time.monotonic() - t0:.1f}s; log: {triton.log_path}", flush=True)
+            triton = start_embedded_triton(args)
             settings = settings.model_copy(update={"triton_url": triton.grpc_url})
         settings, admin_ref = _dev_admin_token(settings, Path(args.admin_token_file))
         print(_banner(settings, admin_ref), flush=True)
@@ -126,7 +119,7 @@ async def _keys(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from face_analysis.cli import add_build_args
+    from face_analysis.cli import add_serve_args
 
     p = argparse.ArgumentParser(prog="face-api", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -139,10 +132,7 @@ def parser() -> argparse.ArgumentParser:
         default=ADMIN_TOKEN_FILE,
         help="without FACE_API_ADMIN_TOKEN, a token for this run is written here (default: %(default)s)",
     )
-    add_build_args(serve)
-    serve.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
-    serve.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))
-    serve.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRITON_METRICS_PORT", 8002)))
+    add_serve_args(serve)
     serve.set_defaults(func=_serve)
 
     keys = sub.add_parser("keys", help="manage API keys in Redis")

@@ -63,7 +63,9 @@ def repo_build(args) -> Path:
     return out
 
 
-def _serve(args) -> int:
+def start_embedded_triton(args):
+    """Lay out the repository from the pack in `args` and start the embedded CPU Triton on it (`face-analysis
+    serve` and `face-api serve --embedded-triton`)."""
     from face_analysis.server import EmbeddedTriton
 
     repo = repo_build(args)
@@ -72,6 +74,11 @@ def _serve(args) -> int:
     t0 = time.monotonic()
     triton.start()
     print(f"face_analysis ready after {time.monotonic() - t0:.1f}s; log: {triton.log_path}", flush=True)
+    return triton
+
+
+def _serve(args) -> int:
+    triton = start_embedded_triton(args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -156,6 +163,14 @@ def add_build_args(p) -> None:
     p.add_argument("--engine-cache-dir", default=BuildOptions.engine_cache_dir, help="TensorRT engine cache (GPU)")
 
 
+def add_serve_args(p) -> None:
+    """The pack, repository and port options of an embedded Triton."""
+    add_build_args(p)
+    p.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
+    p.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))
+    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRITON_METRICS_PORT", 8002)))
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="face-analysis", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -176,10 +191,7 @@ def parser() -> argparse.ArgumentParser:
     build.set_defaults(func=lambda a: (repo_build(a), 0)[1])
 
     serve = sub.add_parser("serve", help="build the repository and run the embedded CPU Triton on it")
-    add_build_args(serve)
-    serve.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
-    serve.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))
-    serve.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRITON_METRICS_PORT", 8002)))
+    add_serve_args(serve)
     serve.add_argument("--example", action="append", help="analyse this image with the example client once ready")
     serve.add_argument("--once", action="store_true", help="stop after the examples instead of serving")
     serve.set_defaults(func=_serve)

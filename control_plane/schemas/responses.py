@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+_FACE = {
+    "box": {"x1": 745.3, "y1": 342.2, "x2": 847.3, "y2": 480.1},
+    "score": 0.879,
+    "landmarks": [[761.1, 400.1], [803.8, 399.8], [774.6, 429.0], [767.2, 444.4], [805.0, 443.5]],
+}
 
 
 class Box(BaseModel):
@@ -33,6 +39,18 @@ class ImageInfo(BaseModel):
 
 
 class DetectResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pack": "buffalo_l",
+                    "image": {"format": "jpeg", "width": 1280, "height": 886},
+                    "face_count": 1,
+                    "faces": [{**_FACE, "gender": "male", "age": 31}],
+                }
+            ]
+        }
+    )
     pack: str = Field(description="the model pack that produced the result")
     image: ImageInfo
     face_count: int
@@ -59,6 +77,24 @@ class Pair(BaseModel):
 
 
 class CompareResponse(Pair):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "face_a": {"index": 0, "box": _FACE["box"], "score": 0.879},
+                    "face_b": {"index": 0, "box": {"x1": 40.2, "y1": 51.0, "x2": 190.7, "y2": 240.3}, "score": 0.91},
+                    "similarity": 0.62,
+                    "score": 72.9,
+                    "match": True,
+                    "pack": "buffalo_l",
+                    "threshold": 0.3,
+                    "mode": "largest",
+                    "faces_a": 6,
+                    "faces_b": 1,
+                }
+            ]
+        }
+    )
     pack: str
     threshold: float = Field(description="the match threshold applied")
     mode: Literal["largest", "all"]
@@ -74,6 +110,19 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_image",
+                        "message": "the JPEG header is corrupt",
+                        "details": {"field": "image"},
+                    }
+                }
+            ]
+        }
+    )
     error: ErrorBody
 
 

@@ -33,6 +33,19 @@ def cache_headers(response: Response, *analyses: Analysis) -> None:
         response.headers["X-Cache-Tier"] = ",".join(tiers)
 
 
+async def _one_image(request, response, caller, services, route, json_model, options_model):
+    """Parse, check, charge one unit, analyse (through the cache) and count usage: detect's and analyze's path."""
+    s = services.settings
+    body = await parse_body(request, s.max_body_bytes, json_model, options_model, single=("image",))
+    opts = body.options
+    image = check_image(body.images["image"], s.max_image_pixels)
+    await charge(services, caller, response)
+    analysis = await services.faces.analyze(image, opts.detection_threshold, opts.max_faces)
+    cache_headers(response, analysis)
+    await services.usage.record(caller.key_id, route, 1, len(analysis.result))
+    return analysis, opts
+
+
 @router.post(
     "/detect",
     response_model=DetectResponse,
@@ -47,14 +60,7 @@ async def detect(
     caller: Caller = Depends(require("detect")),
     services: Services = Depends(get_services),
 ):
-    s = services.settings
-    body = await parse_body(request, s.max_body_bytes, DetectRequest, DetectOptions, single=("image",))
-    opts: DetectOptions = body.options
-    image = check_image(body.images["image"], s.max_image_pixels)
-    await charge(services, caller, response)
-    analysis = await services.faces.analyze(image, opts.detection_threshold, opts.max_faces)
-    cache_headers(response, analysis)
-    await services.usage.record(caller.key_id, "detect", 1, len(analysis.result))
+    analysis, _ = await _one_image(request, response, caller, services, "detect", DetectRequest, DetectOptions)
     return detect_json(analysis)
 
 
@@ -72,14 +78,7 @@ async def analyze(
     caller: Caller = Depends(require("analyze")),
     services: Services = Depends(get_services),
 ):
-    s = services.settings
-    body = await parse_body(request, s.max_body_bytes, AnalyzeRequest, AnalyzeOptions, single=("image",))
-    opts: AnalyzeOptions = body.options
-    image = check_image(body.images["image"], s.max_image_pixels)
-    await charge(services, caller, response)
-    analysis = await services.faces.analyze(image, opts.detection_threshold, opts.max_faces)
-    cache_headers(response, analysis)
-    await services.usage.record(caller.key_id, "analyze", 1, len(analysis.result))
+    analysis, opts = await _one_image(request, response, caller, services, "analyze", AnalyzeRequest, AnalyzeOptions)
     return analyze_json(analysis, opts.return_embedding)
 
 
