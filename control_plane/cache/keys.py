@@ -19,9 +19,14 @@ KEY_VERSION = 1
 
 def cache_key(image: bytes, pack: str, options: Mapping[str, object]) -> str:
     """Hex SHA-256 naming the result of analysing `image` with `pack` and `options` (JSON-serialisable values)."""
+    return cache_key_for_digest(hashlib.sha256(image).hexdigest(), pack, options)
+
+
+def cache_key_for_digest(image_sha256: str, pack: str, options: Mapping[str, object]) -> str:
+    """`cache_key` for an image whose hex SHA-256 is already known (hash each upload once)."""
     envelope = {
         "v": KEY_VERSION,
-        "image": hashlib.sha256(image).hexdigest(),
+        "image": image_sha256,
         "pack": pack,
         "options": dict(options),
     }

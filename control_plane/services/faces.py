@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 
 from control_plane.cache.codec import CacheCodecError, decode_result, encode_result
-from control_plane.cache.keys import cache_key
+from control_plane.cache.keys import cache_key_for_digest
 from control_plane.cache.tiered import TieredCache
 from control_plane.core.errors import ApiError
 from control_plane.core.metrics import Metrics
@@ -59,7 +58,7 @@ class FaceService:
         return analysis
 
     async def _single_flight(self, image: CheckedImage, options: dict) -> Analysis:
-        flight = (hashlib.sha256(image.data).digest(), options["detection_threshold"], options["max_faces"])
+        flight = (image.sha256, options["detection_threshold"], options["max_faces"])
         pending = self._pending.get(flight)
         if pending is not None:
             try:
@@ -74,7 +73,7 @@ class FaceService:
             result, pack = await self.gateway.analyze(image.data, options["detection_threshold"], options["max_faces"])
             analysis = Analysis(image, result, pack, None)
             meta = {"pack": dataclasses.asdict(pack)}
-            await self.cache.set(cache_key(image.data, pack.pack, options), encode_result(result, meta))
+            await self.cache.set(cache_key_for_digest(image.sha256, pack.pack, options), encode_result(result, meta))
             future.set_result(analysis)
             return analysis
         except asyncio.CancelledError:
@@ -91,7 +90,7 @@ class FaceService:
         pack = self.gateway.expected_pack()
         if pack is None:  # Triton has not answered yet: nothing can be cached under a known pack
             return None
-        value, tier = await self.cache.get(cache_key(image.data, pack.pack, options))
+        value, tier = await self.cache.get(cache_key_for_digest(image.sha256, pack.pack, options))
         if value is None:
             return None
         try:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from PIL import Image
 
@@ -30,6 +32,11 @@ class CheckedImage:
     width: int
     height: int
     field: str = "image"  # the request field it came from, named in errors about it
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex digest of the bytes: the cache key's and the single-flight's name for the image (hashed once)."""
+        return hashlib.sha256(self.data).hexdigest()
 
     def info(self) -> dict:
         return {"format": self.format, "width": self.width, "height": self.height}

@@ -286,3 +286,13 @@ async def test_tiered_round_trips_encoded_results(tmp_path, encryptor):
     assert_identical(result, decoded)
     assert meta == {"pack": "test"}
     await cache.close()
+
+
+def test_key_from_a_known_digest_is_the_same_key():
+    import hashlib
+
+    from control_plane.cache.keys import cache_key_for_digest
+
+    options = {"detection_threshold": None, "max_faces": 3}
+    digest = hashlib.sha256(b"image").hexdigest()
+    assert cache_key_for_digest(digest, "test", options) == cache_key(b"image", "test", options)
