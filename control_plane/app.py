@@ -35,7 +35,7 @@ file parts. JPEG, PNG, WebP and BMP.
 **Caching**: repeated images are answered from the cache (`X-Cache: hit`) with exactly the same body.
 """
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}  # what routing itself raises
 
 
 def _error_response(exc: ApiError) -> JSONResponse:

@@ -7,7 +7,6 @@ lacks the route's scope, 429 when the key's bucket (or, for failed attempts, the
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 
 from fastapi import Depends, Request, Response
 
@@ -19,16 +18,9 @@ ADMIN_TOKEN_ID = "admin-token"
 UNLIMITED = "unlimited"
 
 
-@dataclass(frozen=True)
-class Caller:
-    key_id: str
-    name: str
-    scopes: tuple[str, ...]
-    tier: str
-
-    @classmethod
-    def from_key(cls, key: ApiKey) -> "Caller":
-        return cls(key.id, key.name, key.scopes, key.tier)
+def _synthetic(key_id: str, name: str, scopes: tuple[str, ...], tier: str) -> ApiKey:
+    """A caller that is not a stored key (the admin token; everyone when auth is off)."""
+    return ApiKey(key_id, name, scopes, tier, created_at=0.0, last_used_at=None, revoked_at=None)
 
 
 def get_services(request: Request) -> Services:
@@ -50,10 +42,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def authenticate(request: Request, services: Services = Depends(get_services)) -> Caller:
+async def authenticate(request: Request, services: Services = Depends(get_services)) -> ApiKey:
     s = services.settings
     if not s.auth_required:
-        return Caller("anonymous", "anonymous", tuple(x for x in SCOPES if x != "admin"), s.default_tier)
+        return _synthetic("anonymous", "anonymous", tuple(x for x in SCOPES if x != "admin"), s.default_tier)
     secret = _credential(request)
     if secret is None:
         services.metrics.auth_failures.labels("missing").inc()
@@ -64,7 +56,7 @@ async def authenticate(request: Request, services: Services = Depends(get_servic
         )
     admin = s.admin_token.get_secret_value() if s.admin_token else None
     if admin and hmac.compare_digest(secret.encode(), admin.encode()):
-        caller = Caller(ADMIN_TOKEN_ID, "admin token", SCOPES, UNLIMITED)
+        caller = _synthetic(ADMIN_TOKEN_ID, "admin token", SCOPES, UNLIMITED)
     else:
         key = await services.keys.authenticate(secret)
         if key is None:
@@ -81,15 +73,15 @@ async def authenticate(request: Request, services: Services = Depends(get_servic
                 "the API key is not valid (unknown or revoked)",
                 headers={"WWW-Authenticate": 'Bearer realm="face-api", error="invalid_token"'},
             )
-        caller = Caller.from_key(key)
-    request.state.key_id = caller.key_id
+        caller = key
+    request.state.key_id = caller.id
     return caller
 
 
 def require(scope: str):
     """A dependency that authenticates and checks one scope (admin keys hold every scope)."""
 
-    async def check(caller: Caller = Depends(authenticate)) -> Caller:
+    async def check(caller: ApiKey = Depends(authenticate)) -> ApiKey:
         if scope not in caller.scopes and "admin" not in caller.scopes:
             raise ApiError(
                 "forbidden",
@@ -101,12 +93,12 @@ def require(scope: str):
     return check
 
 
-async def charge(services: Services, caller: Caller, response: Response, cost: int = 1) -> None:
+async def charge(services: Services, caller: ApiKey, response: Response, cost: int = 1) -> None:
     """Take `cost` units from the caller's bucket (one per image) or refuse with 429."""
     if caller.tier == UNLIMITED:
         return
     tier = services.settings.rate_tiers.get(caller.tier) or services.settings.rate_tiers[services.settings.default_tier]
-    decision = await services.limiter.hit("key:" + caller.key_id, tier.burst, tier.per_minute, cost)
+    decision = await services.limiter.hit("key:" + caller.id, tier.burst, tier.per_minute, cost)
     if not decision.allowed:
         services.metrics.rate_limited.labels(caller.tier).inc()
         if cost > tier.burst:

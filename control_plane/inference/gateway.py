@@ -22,9 +22,8 @@ from face_analysis.client import AnalysisResult, AsyncFaceAnalysisClient, Ensemb
 
 log = logging.getLogger(__name__)
 
-# Ensemble error codes that mean "the server is sick": they count against the breaker and may be retried.
-_RETRYABLE = {"inference_unavailable"}
-_SERVER_FAULTS = {"inference_unavailable", "inference_timeout", "inference_overloaded", "model_not_found"}
+# Errors the API passes on under the ensemble's own code; any other refusal of the request is `invalid_argument`.
+_IMAGE_ERRORS = {"invalid_image", "unsupported_media_type", "image_too_large"}
 
 
 @dataclass
@@ -118,7 +117,7 @@ class InferenceGateway:
             try:
                 result, pack = await self._call(target, image, threshold, max_faces, deadline)
             except EnsembleError as exc:
-                if exc.code not in _SERVER_FAULTS:
+                if exc.is_client_error:
                     target.breaker.record_success()  # the server answered: the request was at fault
                     raise _client_error(exc) from None
                 target.breaker.record_failure()
@@ -168,7 +167,7 @@ class InferenceGateway:
             except EnsembleError as exc:
                 outcome = exc.code
                 backoff = self.settings.triton_retry_backoff_s * (2**attempt)
-                if exc.code not in _RETRYABLE or attempt >= self.settings.triton_retries:
+                if exc.code != "inference_unavailable" or attempt >= self.settings.triton_retries:
                     raise
                 if deadline - time.monotonic() <= backoff:
                     raise
@@ -205,8 +204,4 @@ class InferenceGateway:
 
 def _client_error(exc: EnsembleError) -> ApiError:
     """An ensemble refusal caused by the request (bad image, bad argument) as the API's 4xx."""
-    if exc.code in ("invalid_image", "unsupported_media_type", "image_too_large"):
-        return ApiError(exc.code, exc.message)
-    if exc.code == "invalid_argument":
-        return ApiError("invalid_argument", exc.message)
-    return ApiError("inference_unavailable", f"the inference server failed: {exc.message}")
+    return ApiError(exc.code if exc.code in _IMAGE_ERRORS else "invalid_argument", exc.message)

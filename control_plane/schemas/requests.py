@@ -33,19 +33,20 @@ class AnalyzeOptions(DetectOptions):
     return_embedding: bool = Field(False, description="include each face's L2-normalised embedding")
 
 
-class CompareOptions(DetectOptions):
+class MatchOptions(_Strict):
     match_threshold: float | None = Field(
         None, gt=0, lt=1, description="cosine similarity at which faces match (the pack's threshold when omitted)"
     )
+
+
+class CompareOptions(DetectOptions, MatchOptions):
     mode: Literal["largest", "all"] = Field(
         "largest", description="`largest`: the largest face of each image; `all`: every pair of faces"
     )
 
 
-class BatchOptions(AnalyzeOptions):
-    match_threshold: float | None = Field(
-        None, gt=0, lt=1, description="cosine similarity at which faces match (the pack's threshold when omitted)"
-    )
+class BatchOptions(AnalyzeOptions, MatchOptions):
+    pass
 
 
 class DetectRequest(DetectOptions):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from control_plane.api.bodies import parse_body, request_body_doc
-from control_plane.api.deps import Caller, charge, get_services, require
+from control_plane.api.deps import charge, get_services, require
 from control_plane.api.docs import error_responses
 from control_plane.core.errors import ApiError
 from control_plane.schemas.requests import BatchOptions, BatchRequest
 from control_plane.schemas.responses import BatchResponse
+from control_plane.security.api_keys import ApiKey
 from control_plane.services.batch import run_batch
 from control_plane.services.container import Services
 from control_plane.services.images import check_image
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/v1/faces", tags=["faces"])
 async def batch(
     request: Request,
     response: Response,
-    caller: Caller = Depends(require("batch")),
+    caller: ApiKey = Depends(require("batch")),
     services: Services = Depends(get_services),
 ):
     s = services.settings
@@ -63,5 +64,5 @@ async def batch(
         matrix_faces_per_image=s.max_compare_faces,
     )
     faces = sum(r["result"]["face_count"] for r in result["results"] if r["ok"])
-    await services.usage.record(caller.key_id, "batch", len(items), faces)
+    await services.usage.record(caller.id, "batch", len(items), faces)
     return result

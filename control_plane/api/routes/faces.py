@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request, Response
 
 from control_plane.api.bodies import parse_body, request_body_doc
-from control_plane.api.deps import Caller, charge, get_services, require
+from control_plane.api.deps import charge, get_services, require
 from control_plane.api.docs import error_responses
 from control_plane.schemas.requests import (
     AnalyzeOptions,
@@ -18,6 +18,7 @@ from control_plane.schemas.requests import (
     DetectRequest,
 )
 from control_plane.schemas.responses import AnalyzeResponse, CompareResponse, DetectResponse
+from control_plane.security.api_keys import ApiKey
 from control_plane.services.comparison import compare
 from control_plane.services.container import Services
 from control_plane.services.faces import Analysis, analyze_json, detect_json
@@ -42,7 +43,7 @@ async def _one_image(request, response, caller, services, route, json_model, opt
     await charge(services, caller, response)
     analysis = await services.faces.analyze(image, opts.detection_threshold, opts.max_faces)
     cache_headers(response, analysis)
-    await services.usage.record(caller.key_id, route, 1, len(analysis.result))
+    await services.usage.record(caller.id, route, 1, len(analysis.result))
     return analysis, opts
 
 
@@ -57,7 +58,7 @@ async def _one_image(request, response, caller, services, route, json_model, opt
 async def detect(
     request: Request,
     response: Response,
-    caller: Caller = Depends(require("detect")),
+    caller: ApiKey = Depends(require("detect")),
     services: Services = Depends(get_services),
 ):
     analysis, _ = await _one_image(request, response, caller, services, "detect", DetectRequest, DetectOptions)
@@ -75,7 +76,7 @@ async def detect(
 async def analyze(
     request: Request,
     response: Response,
-    caller: Caller = Depends(require("analyze")),
+    caller: ApiKey = Depends(require("analyze")),
     services: Services = Depends(get_services),
 ):
     analysis, opts = await _one_image(request, response, caller, services, "analyze", AnalyzeRequest, AnalyzeOptions)
@@ -93,7 +94,7 @@ async def analyze(
 async def compare_faces(
     request: Request,
     response: Response,
-    caller: Caller = Depends(require("compare")),
+    caller: ApiKey = Depends(require("compare")),
     services: Services = Depends(get_services),
 ):
     s = services.settings
@@ -115,5 +116,5 @@ async def compare_faces(
         max_faces=s.max_compare_faces,
         metrics=services.metrics,
     )
-    await services.usage.record(caller.key_id, "compare", 2, len(analysis_a.result) + len(analysis_b.result))
+    await services.usage.record(caller.id, "compare", 2, len(analysis_a.result) + len(analysis_b.result))
     return result

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from control_plane.api.deps import UNLIMITED, Caller, authenticate, get_services, require
+from control_plane.api.deps import UNLIMITED, authenticate, get_services, require
 from control_plane.api.docs import error_responses
 from control_plane.core.errors import ApiError
 from control_plane.schemas.requests import CreateKeyRequest
 from control_plane.schemas.responses import CreatedKey, KeyInfo, UsageResponse
-from control_plane.security.api_keys import KeyStoreUnavailable
+from control_plane.security.api_keys import ApiKey, KeyStoreUnavailable
 from control_plane.security.usage import UsageUnavailable
 from control_plane.services.container import Services
 
@@ -25,7 +25,7 @@ _STORE_DOWN = "the key store (Redis) is unreachable; retry when it is back"
     responses=error_responses(401, 403, 422, 503),
 )
 async def create_key(
-    body: CreateKeyRequest, _: Caller = Depends(require("admin")), services: Services = Depends(get_services)
+    body: CreateKeyRequest, _: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)
 ):
     tiers = services.settings.rate_tiers
     if body.tier not in tiers and body.tier != UNLIMITED:
@@ -42,7 +42,7 @@ async def create_key(
 
 
 @router.get("/v1/admin/keys", response_model=list[KeyInfo], summary="List keys (revoked ones included)")
-async def list_keys(_: Caller = Depends(require("admin")), services: Services = Depends(get_services)):
+async def list_keys(_: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)):
     try:
         return [k.public() for k in await services.keys.list()]
     except KeyStoreUnavailable:
@@ -55,7 +55,7 @@ async def list_keys(_: Caller = Depends(require("admin")), services: Services = 
     summary="Revoke a key at once, on every replica",
     responses=error_responses(401, 403, 404, 503),
 )
-async def revoke_key(key_id: str, _: Caller = Depends(require("admin")), services: Services = Depends(get_services)):
+async def revoke_key(key_id: str, _: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)):
     try:
         if not await services.keys.revoke(key_id):
             raise ApiError("not_found", f"no key {key_id!r}")
@@ -73,14 +73,14 @@ async def revoke_key(key_id: str, _: Caller = Depends(require("admin")), service
 )
 async def usage(
     days: int = Query(30, ge=1, le=400),
-    caller: Caller = Depends(authenticate),
+    caller: ApiKey = Depends(authenticate),
     services: Services = Depends(get_services),
 ):
     try:
-        rows = await services.usage.report(caller.key_id, days)
+        rows = await services.usage.report(caller.id, days)
     except UsageUnavailable:
         raise ApiError(
             "store_unavailable", "usage counts are unreachable; retry shortly", headers={"Retry-After": "5"}
         ) from None
     totals = {m: sum(r[m] for r in rows) for m in ("requests", "images", "faces")}
-    return {"key_id": caller.key_id, "days": days, "usage": rows, "totals": totals}
+    return {"key_id": caller.id, "days": days, "usage": rows, "totals": totals}

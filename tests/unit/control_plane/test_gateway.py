@@ -35,8 +35,17 @@ def result() -> AnalysisResult:
     )
 
 
+# the gRPC status Triton gives each code: the Python steps refuse bad requests with INVALID_ARGUMENT
+_STATUS = {
+    "inference_unavailable": "StatusCode.UNAVAILABLE",
+    "inference_timeout": "StatusCode.DEADLINE_EXCEEDED",
+    "inference_overloaded": "StatusCode.RESOURCE_EXHAUSTED",
+    "model_not_found": "StatusCode.NOT_FOUND",
+}
+
+
 def err(code: str) -> EnsembleError:
-    return EnsembleError(code, f"scripted {code}")
+    return EnsembleError(code, f"scripted {code}", _STATUS.get(code, "StatusCode.INVALID_ARGUMENT"))
 
 
 @dataclass
