@@ -1,7 +1,10 @@
-"""Reading an ONNX file's signature and giving a fixed-batch-1 recognizer a dynamic batch dimension.
+"""Reading an ONNX file's signature and giving fixed-batch-1 models a batch dimension Triton can batch on.
 
 Triton's dynamic batcher needs models whose first dimension is free. Some exports (MobileFaceNet here) pin it to 1,
 including in a Reshape to [1, -1]; `make_batch_dynamic` frees it and proves the result equal to per-sample runs.
+InsightFace's SCRFD detectors go further and flatten the batch away: every head ends in Transpose [2,3,0,1] +
+Reshape [-1, C], so B images give [B*A, C] rows interleaved across images; `make_detector_batched` rewrites those
+heads to [B, A, C] and proves each image's slice equal to the original model run on that image alone.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,241 @@ def _verify_batching(model: onnx.ModelProto, batch: int = 3) -> None:
     alone = np.concatenate([sess.run(None, {inp.name: x[i : i + 1]})[0] for i in range(batch)])
     if together.shape != alone.shape or not np.allclose(together, alone, atol=1e-4, rtol=1e-3):
         raise ValueError("the model does not give per-sample results when batched; it cannot serve batches")
+
+
+# --- SCRFD detectors: per-image heads [A, C] -> batched heads [B, A, C] ------------------------------------------
+
+# Ops a head may pass through between its flattening Reshape and the graph output: elementwise, so they work on
+# [B, A, C] as on [A, C]. Binary ones only with a constant scalar operand (a [A, C] constant would not broadcast).
+_HEAD_UNARY = frozenset({"Sigmoid", "Identity", "Relu", "Exp", "Neg", "Abs", "Sqrt", "Tanh"})
+_HEAD_BINARY = frozenset({"Mul", "Add", "Sub", "Div"})
+DETECTOR_PROBE_SIZE = (640, 640)  # (width, height) the verification uses when the input leaves H and W free
+
+
+def is_detector_batched(model: onnx.ModelProto) -> bool:
+    """True when the input's first dimension is free and every output is [batch, anchors, values]."""
+    inputs, outputs = signature(model)
+    return (
+        bool(inputs and outputs)
+        and inputs[0].shape[:1] == (None,)
+        and all(len(o.shape) == 3 and o.shape[0] is None for o in outputs)
+    )
+
+
+def make_detector_batched(model: onnx.ModelProto, verify: bool = True) -> onnx.ModelProto:
+    """A copy of a SCRFD-style detector whose outputs keep the batch: [B,3,H,W] -> [B, A, C] per head.
+
+    Per graph output it walks back through elementwise ops (the scores' Sigmoid) to the Reshape that flattens the
+    head to [-1, C]; that Reshape's data comes from a Transpose of the NCHW head conv. The Transpose gets the batch
+    axis moved first (SCRFD's [2,3,0,1] becomes [0,2,3,1]: the same element order when the batch is 1) and the
+    Reshape the shape [0, -1, C] (0 copies the batch). Any other Reshape with a constant shape starting with 1 gets
+    0 there, as in `make_batch_dynamic`. The input's first dimension becomes "batch", outputs become
+    ["batch", A, C] with A free unless the input fixes H and W, and stale inferred shapes are dropped.
+
+    A model that is already batched is returned as a copy (after verification), so the rewrite is idempotent.
+    With `verify`, `check_detector_batching` runs both models in onnxruntime and raises ValueError on any difference.
+    """
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    if not is_detector_batched(m):
+        _rewrite_detector_heads(m)
+        onnx.checker.check_model(m)
+    if verify:
+        check_detector_batching(model, m)
+    return m
+
+
+def _const_array(name: str, inits: dict, consts: dict) -> np.ndarray | None:
+    if name in inits:
+        return numpy_helper.to_array(inits[name])
+    if name in consts:
+        attr = next((a for a in consts[name].attribute if a.name == "value"), None)
+        return numpy_helper.to_array(attr.t) if attr is not None else None
+    return None
+
+
+def _batch_first_perm(perm: list[int]) -> list[int]:
+    """The Transpose permutation with the input's batch axis (0) first and the other axes in their order."""
+    return [0] + [p for p in perm if p != 0]
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def _find_head_reshape(output: str, producers: dict, consumers: dict, inits: dict, consts: dict):
+    """The Reshape flattening the head that ends in graph output `output`."""
+    name = output
+    while True:
+        node = producers.get(name)
+        if node is None:
+            raise ValueError(f"detector output {output!r} is not computed by a node; not a SCRFD-style head")
+        if node.op_type == "Reshape":
+            return node
+        nxt = None
+        if node.op_type in _HEAD_UNARY:
+            nxt = node.input[0]
+        elif node.op_type in _HEAD_BINARY:
+            arrays = [_const_array(i, inits, consts) for i in node.input]
+            if arrays[0] is None and arrays[1] is not None and arrays[1].size == 1:
+                nxt = node.input[0]
+            elif arrays[1] is None and arrays[0] is not None and arrays[0].size == 1:
+                nxt = node.input[1]
+        if nxt is None:
+            raise ValueError(
+                f"detector output {output!r}: no flattening Reshape before it (stopped at {node.op_type} "
+                f"{node.name!r}); not a SCRFD-style head"
+            )
+        if len(consumers.get(nxt, ())) != 1:
+            raise ValueError(
+                f"detector output {output!r}: intermediate {nxt!r} has other uses; cannot add a batch axis"
+            )
+        name = nxt
+
+
+def _rewrite_detector_heads(m: onnx.ModelProto) -> None:
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    consts = {n.output[0]: n for n in g.node if n.op_type == "Constant"}
+    producers = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    taken = set(inits) | set(producers) | {i.name for i in g.input} | {n.name for n in g.node}
+    replaced: set[str] = set()
+    shape_names: dict[tuple, str] = {}
+
+    def set_shape(node, values: list[int]) -> None:
+        key = tuple(values)
+        if key not in shape_names:
+            shape_names[key] = _unique_name("batched_shape_" + "_".join(str(v) for v in values), taken)
+            g.initializer.append(numpy_helper.from_array(np.array(values, np.int64), shape_names[key]))
+        replaced.add(node.input[1])
+        node.input[1] = shape_names[key]
+
+    head_reshapes, widths = [], {}
+    for out in g.output:
+        reshape = _find_head_reshape(out.name, producers, consumers, inits, consts)
+        shape = _const_array(reshape.input[1], inits, consts)
+        if shape is None or shape.ndim != 1 or shape.size != 2 or shape[1] <= 0:
+            raise ValueError(
+                f"detector output {out.name!r}: Reshape {reshape.name!r} does not flatten to a constant [-1, C] "
+                f"(shape {None if shape is None else shape.tolist()}); not a SCRFD-style head"
+            )
+        transpose = producers.get(reshape.input[0])
+        perm_attr = next((a for a in transpose.attribute if a.name == "perm"), None) if transpose is not None else None
+        if transpose is None or transpose.op_type != "Transpose" or perm_attr is None:
+            raise ValueError(
+                f"detector output {out.name!r}: Reshape {reshape.name!r} is not fed by a Transpose with an explicit "
+                "perm, so the batch axis cannot be located"
+            )
+        widths[out.name] = int(shape[1])
+        if any(reshape is r for r in head_reshapes):
+            continue
+        head_reshapes.append(reshape)
+        perm = _batch_first_perm(list(perm_attr.ints))
+        if perm != list(perm_attr.ints):
+            if len(consumers[transpose.output[0]]) > 1:  # shared: give this head its own Transpose
+                name = _unique_name(transpose.output[0] + "_batched", taken)
+                node_name = _unique_name((transpose.name or "Transpose") + "_batched", taken)
+                clone = helper.make_node("Transpose", [transpose.input[0]], [name], name=node_name, perm=perm)
+                g.node.insert(list(g.node).index(transpose) + 1, clone)  # insert copies: edit nothing after
+                consumers[transpose.output[0]] = [c for c in consumers[transpose.output[0]] if c is not reshape]
+                reshape.input[0] = name
+            else:
+                del perm_attr.ints[:]
+                perm_attr.ints.extend(perm)
+        # allowzero=1 (opset >= 14) would read the 0 as a literal zero; the default copies the input's dimension
+        for i, a in reversed(list(enumerate(reshape.attribute))):
+            if a.name == "allowzero":
+                del reshape.attribute[i]
+        set_shape(reshape, [0, -1, int(shape[1])])
+
+    for node in g.node:  # Reshapes elsewhere that pin the batch to 1
+        if node.op_type != "Reshape" or any(node is r for r in head_reshapes):
+            continue
+        shape = _const_array(node.input[1], inits, consts)
+        if shape is not None and shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
+            set_shape(node, [0] + [int(v) for v in shape[1:]])
+
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    for name in replaced - used:
+        if name in inits:
+            g.initializer.remove(inits[name])
+        elif name in consts:
+            g.node.remove(consts[name])
+
+    inp = next(i for i in g.input if i.name not in inits)
+    in_dims = inp.type.tensor_type.shape.dim
+    fixed_hw = len(in_dims) == 4 and all(d.HasField("dim_value") for d in in_dims[2:])
+    in_dims[0].ClearField("dim_value")
+    in_dims[0].dim_param = "batch"
+    for out in g.output:
+        old = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
+        anchors = old[0] if fixed_hw and len(old) == 2 else None
+        shape = out.type.tensor_type.shape
+        del shape.dim[:]
+        shape.dim.add().dim_param = "batch"
+        d = shape.dim.add()
+        if anchors:
+            d.dim_value = anchors
+        shape.dim.add().dim_value = widths[out.name]
+    del g.value_info[:]  # stale inferred shapes ([H, W, 1, C] after the Transposes) would contradict the rewrite
+
+
+def _probe_inputs(sess, batch: int, seed: int = 0) -> np.ndarray:
+    """Seeded image-like tensors: coarse colour blobs plus fine noise, in the normalised (x - 127.5) / 128 range."""
+    inp = sess.get_inputs()[0]
+    h = inp.shape[2] if isinstance(inp.shape[2], int) else DETECTOR_PROBE_SIZE[1]
+    w = inp.shape[3] if isinstance(inp.shape[3], int) else DETECTOR_PROBE_SIZE[0]
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(-1, 1, (batch, 3, h // 32 + 1, w // 32 + 1))
+    x = coarse.repeat(32, axis=2).repeat(32, axis=3)[:, :, :h, :w] + 0.25 * rng.standard_normal((batch, 3, h, w))
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def check_detector_batching(
+    reference: onnx.ModelProto,
+    batched: onnx.ModelProto,
+    images: np.ndarray | None = None,
+    batch: int = 3,
+    atol: float = 1e-4,
+) -> float:
+    """Run `batched` on a batch and `reference` (the original detector) on each image alone; return the largest
+    absolute difference, raising ValueError when a shape is not [B, A, C] or a value differs by more than `atol`.
+
+    `images` is a [B,3,H,W] float32 batch; by default `batch` seeded image-like tensors at the input's size
+    (DETECTOR_PROBE_SIZE where H and W are free).
+    """
+    import onnxruntime as ort
+
+    def session(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    ref, new = session(reference), session(batched)
+    x = _probe_inputs(new, batch) if images is None else np.ascontiguousarray(images, dtype=np.float32)
+    names = [o.name for o in new.get_outputs()]
+    together = new.run(names, {new.get_inputs()[0].name: x})
+    worst = 0.0
+    for b in range(x.shape[0]):
+        alone = ref.run(names, {ref.get_inputs()[0].name: x[b : b + 1]})
+        for name, t, a in zip(names, together, alone):
+            a = a[0] if a.ndim == 3 and a.shape[0] == 1 else a  # a batched reference gives [1, A, C]
+            if t.shape != (x.shape[0],) + a.shape:
+                raise ValueError(
+                    f"detector output {name!r}: the batched model gives {list(t.shape)} for {x.shape[0]} images, "
+                    f"expected [batch, anchors, values] = {[x.shape[0], *a.shape]}"
+                )
+            diff = float(np.max(np.abs(t[b] - a))) if a.size else 0.0
+            if not diff <= atol:  # also catches NaN
+                raise ValueError(
+                    f"detector output {name!r}, image {b}: the batched model differs from the original run on that "
+                    f"image alone by {diff:.3g} (atol {atol}); the batched detector does not keep images apart"
+                )
+            worst = max(worst, diff)
+    return worst
