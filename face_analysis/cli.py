@@ -50,6 +50,7 @@ def _pack_fetch(args) -> int:
 def _build_options(args) -> BuildOptions:
     return BuildOptions(
         max_faces=args.max_faces,
+        detector_max_batch=args.detector_max_batch,
         max_pixels=args.max_pixels,
         cpu_threads=args.cpu_threads,
         engine_cache_dir=args.engine_cache_dir,
@@ -153,6 +154,12 @@ def add_build_args(p) -> None:
     p.add_argument("--pack-dir", help="use the pack's files from this folder instead of fetching them")
     p.add_argument("--out", default=DEFAULT_REPOSITORY, help="repository folder (default: %(default)s)")
     p.add_argument("--max-faces", type=int, default=128, help="face cap per image (default: %(default)s)")
+    p.add_argument(
+        "--detector-max-batch",
+        type=int,
+        default=BuildOptions.detector_max_batch,
+        help="images the detector runs together across clients (default: %(default)s)",
+    )
     p.add_argument(
         "--max-pixels",
         type=int,

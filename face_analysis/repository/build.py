@@ -17,7 +17,14 @@ import onnx
 from face_analysis.packs.manifest import PackManifest
 from face_analysis.repository import configs
 from face_analysis.repository.configs import BuildOptions
-from face_analysis.repository.onnx_tools import TensorSig, has_dynamic_batch, make_batch_dynamic, signature
+from face_analysis.repository.onnx_tools import (
+    TensorSig,
+    has_dynamic_batch,
+    is_detector_batched,
+    make_batch_dynamic,
+    make_detector_batched,
+    signature,
+)
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "model_repository"
 MARKER = ".face-analysis-repository"
@@ -40,16 +47,19 @@ def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -
     return folder
 
 
-def _place_onnx(src: Path, dst: Path, need_batch: bool) -> tuple[list[TensorSig], list[TensorSig]]:
-    """Put the weights at `dst`: linked or copied as they are, or rewritten when the batch must be freed.
-    Returns the placed model's (inputs, outputs)."""
+def _place_onnx(src: Path, dst: Path, detector: bool = False) -> tuple[list[TensorSig], list[TensorSig]]:
+    """Put the weights at `dst`: linked or copied as they are, or rewritten (and checked against per-image runs)
+    where Triton could not batch them: a recognizer pinned to batch 1, a SCRFD detector that flattens the batch.
+    Returns the source model's (inputs, outputs); the rewrites keep every tensor name."""
     model = onnx.load(str(src))
     inputs, outputs = signature(model)
     if not all(t.is_float32 for t in inputs + outputs):
         raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
-    if need_batch and not has_dynamic_batch(model):
+    needs_rewrite = not is_detector_batched(model) if detector else not has_dynamic_batch(model)
+    if needs_rewrite:
+        rewrite = make_detector_batched if detector else make_batch_dynamic
         try:
-            onnx.save(make_batch_dynamic(model), str(dst))  # names stay; only the batch dimension is freed
+            onnx.save(rewrite(model), str(dst))
         except ValueError as exc:
             raise BuildError(f"{src.name}: {exc}") from None
         return inputs, outputs
@@ -94,7 +104,7 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
 
     det_folder = out / "detector" / "1"
     det_folder.mkdir(parents=True)
-    det_in_list, det_out = _place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", False)
+    det_in_list, det_out = _place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", detector=True)
     try:
         layout, heads = configs.detector_heads(det_out, pack.detector)
     except ValueError as exc:
@@ -106,7 +116,7 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
     def batched(name: str, spec, width: int):
         folder = out / name / "1"
         folder.mkdir(parents=True)
-        sig_in, sig_out = _place_onnx(pack_dir / spec.file, folder / "model.onnx", True)
+        sig_in, sig_out = _place_onnx(pack_dir / spec.file, folder / "model.onnx")
         _write_model(out, name, *configs.batched_model(name, spec, sig_in[0], sig_out[0], width, opts), code="onnx_cpu")
         return sig_in[0], sig_out[0]
 

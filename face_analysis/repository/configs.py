@@ -22,6 +22,7 @@ ENSEMBLE = "face_analysis"
 @dataclass(frozen=True)
 class BuildOptions:
     max_faces: int = 128  # face cap per image; also the embedder's max batch
+    detector_max_batch: int = 8  # images the detector runs together (its dynamic batcher's largest batch)
     max_pixels: int = 50_000_000
     cpu_threads: str = "auto"  # onnxruntime intra-op threads on the CPU target
     python_instances: int = 2  # instances of each Python pre/post step
@@ -183,9 +184,11 @@ def _onnx_model(name: str, inputs, outputs, max_batch: int, opts: BuildOptions, 
 def detector(pack: PackManifest, det_in: TensorSig, heads: list[tuple[str, str, list[int]]], opts: BuildOptions):
     """`heads` as `detector_heads` gives them."""
     w, h = pack.detector.input_size
-    inputs = [_inp(det_in.name, "TYPE_FP32", [1, 3, h, w])]
+    # The batched export (onnx_tools.make_detector_batched): [B,3,H,W] -> [B, anchors, values] per head, so the
+    # dynamic batcher runs concurrent clients' images in one call.
+    inputs = [_inp(det_in.name, "TYPE_FP32", [3, h, w])]
     outputs = [_out(onnx_name, "TYPE_FP32", dims) for onnx_name, _, dims in heads]
-    return _onnx_model("detector", inputs, outputs, 0, opts, batching=False)
+    return _onnx_model("detector", inputs, outputs, opts.detector_max_batch, opts, batching=True)
 
 
 def batched_model(
@@ -202,7 +205,8 @@ def align(pack: PackManifest, layout: ScrfdLayout, opts: BuildOptions) -> mc.Mod
     w, h = d.input_size
     c = _python_step("align", opts)
     for kind, stride, dims in layout.heads(w, h):
-        c.input.append(_inp(P.head_name(kind, stride), "TYPE_FP32", dims))
+        # one image's slice of the batched detector's output: [1, anchors, values]
+        c.input.append(_inp(P.head_name(kind, stride), "TYPE_FP32", [1, *dims]))
     c.input.extend(
         [
             _inp(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),

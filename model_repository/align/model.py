@@ -61,7 +61,7 @@ class TritonPythonModel:
             return pb_utils.get_input_tensor_by_name(request, name).as_numpy()
 
         n = len(self.layout.strides)
-        outs = [get(name) for name in self.heads]
+        outs = [get(name)[0] for name in self.heads]  # [1, anchors, values]: this image's detector output
         heads = [(outs[i], outs[n + i], outs[2 * n + i]) for i in range(n)]
         image = get(P.DECODED)
         det = scrfd.postprocess(

@@ -52,17 +52,19 @@ async def test_sixteen_concurrent_clients_get_the_sequential_answers(triton, cli
                     out.append((name, exc))
         return out
 
-    def embedder_counts():
-        stats = grpcclient.InferenceServerClient(triton.grpc_url).get_inference_statistics("embedder", as_json=True)
+    def counts(model):
+        stats = grpcclient.InferenceServerClient(triton.grpc_url).get_inference_statistics(model, as_json=True)
         s = stats["model_stats"][0]
         return int(s["inference_stats"]["success"]["count"]), int(s["execution_count"])
 
-    requests_before, executions_before = embedder_counts()
+    models = ("detector", "embedder")
+    before = {m: counts(m) for m in models}
     results = await asyncio.gather(*(worker(k) for k in range(16)))
-    requests_after, executions_after = embedder_counts()
-    print(f"embedder: {requests_after - requests_before} requests in {executions_after - executions_before} runs")
-    # Triton merged requests from different callers into one embedder run at least once
-    assert executions_after - executions_before < requests_after - requests_before
+    for model in models:
+        requests, executions = (after - b for after, b in zip(counts(model), before[model]))
+        print(f"{model}: {requests} requests in {executions} runs")
+        # Triton merged requests from different callers into one run at least once
+        assert executions < requests, model
     seen = set()
     for name, got in (pair for worker_results in results for pair in worker_results):
         seen.add(name)

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import onnx
 import pytest
 
 from face_analysis.packs.manifest import builtin_packs
 from face_analysis.repository import configs
 from face_analysis.repository.build import BuildError, build_repository
 from face_analysis.repository.configs import BuildOptions
+from face_analysis.repository.onnx_tools import is_detector_batched
 
 
 def _load(repo: Path, target: str) -> dict:
@@ -106,10 +108,24 @@ def test_ensemble_says_which_pack_it_serves(repos):
     assert params["embedding_size"].string_value == "128"
 
 
-def test_fixed_batch_recognizer_is_rewritten_and_detector_kept(repos, shared_models):
+def test_models_are_rewritten_so_triton_can_batch_them(repos, shared_models):
     repo = repos["test"]
-    assert (repo / "detector/1/model.onnx").read_bytes() == (shared_models / "det_500m.onnx").read_bytes()
+    det = onnx.load(str(repo / "detector/1/model.onnx"))
+    assert is_detector_batched(det) and not is_detector_batched(onnx.load(str(shared_models / "det_500m.onnx")))
     assert (repo / "embedder/1/model.onnx").read_bytes() != (shared_models / "mobilefacenet.onnx").read_bytes()
+
+
+def test_detector_batches_across_requests_on_both_targets(repos):
+    for target in ("gpu", "cpu"):
+        det = _load(repos["test"], target)["detector"]
+        assert det.max_batch_size == BuildOptions().detector_max_batch
+        assert det.HasField("dynamic_batching")
+        assert list(det.input[0].dims) == [3, 640, 640]
+        assert [list(o.dims) for o in det.output][:3] == [[12800, 1], [3200, 1], [800, 1]]
+    trt = _load(repos["test"], "gpu")["detector"].optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert trt.parameters["trt_profile_max_shapes"] == "input.1:8x3x640x640"
+    align = _load(repos["test"], "cpu")["align"]
+    assert [list(t.dims) for t in align.input][0] == [1, 12800, 1]  # one image's slice of the detector batch
 
 
 def test_build_refuses_to_overwrite_a_foreign_folder(tmp_path, test_pack, shared_models):
