@@ -14,11 +14,13 @@ from pathlib import Path
 
 import onnx
 
-from face_analysis.packs.manifest import PackManifest
+from face_analysis.packs.manifest import ModelSpec, PackManifest
 from face_analysis.repository import configs
 from face_analysis.repository.configs import BuildOptions
 from face_analysis.repository.onnx_tools import (
     TensorSig,
+    add_detector_preprocessing,
+    has_detector_preprocessing,
     has_dynamic_batch,
     is_detector_batched,
     make_batch_dynamic,
@@ -47,19 +49,17 @@ def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -
     return folder
 
 
-def _place_onnx(src: Path, dst: Path, detector: bool = False) -> tuple[list[TensorSig], list[TensorSig]]:
-    """Put the weights at `dst`: linked or copied as they are, or rewritten (and checked against per-image runs)
-    where Triton could not batch them: a recognizer pinned to batch 1, a SCRFD detector that flattens the batch.
-    Returns the source model's (inputs, outputs); the rewrites keep every tensor name."""
+def _place_onnx(src: Path, dst: Path) -> tuple[list[TensorSig], list[TensorSig]]:
+    """Put a recognizer's or attribute model's weights at `dst`: linked or copied as they are, or, when pinned to
+    batch 1, rewritten (and checked against per-sample runs) so Triton can batch them.
+    Returns the source model's (inputs, outputs); the rewrite keeps every tensor name."""
     model = onnx.load(str(src))
     inputs, outputs = signature(model)
     if not all(t.is_float32 for t in inputs + outputs):
         raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
-    needs_rewrite = not is_detector_batched(model) if detector else not has_dynamic_batch(model)
-    if needs_rewrite:
-        rewrite = make_detector_batched if detector else make_batch_dynamic
+    if not has_dynamic_batch(model):
         try:
-            onnx.save(rewrite(model), str(dst))
+            onnx.save(make_batch_dynamic(model), str(dst))
         except ValueError as exc:
             raise BuildError(f"{src.name}: {exc}") from None
         return inputs, outputs
@@ -67,6 +67,28 @@ def _place_onnx(src: Path, dst: Path, detector: bool = False) -> tuple[list[Tens
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+    return inputs, outputs
+
+
+def _place_detector(src: Path, dst: Path, spec: ModelSpec) -> tuple[list[TensorSig], list[TensorSig]]:
+    """Write the SCRFD detector Triton serves to `dst`: heads batched ([B, A, C], checked against the original run
+    per image, unless the file already is) and the normalisation in the graph, so it takes the preprocess step's
+    uint8 BGR canvases [B, H, W, 3] (checked against the float model fed `Normalizer`'s tensors).
+    Returns the source model's (inputs, outputs); the rewrites keep every tensor name."""
+    model = onnx.load(str(src))
+    if has_detector_preprocessing(model):
+        raise BuildError(
+            f"{src.name}: the detector already takes uint8 images; give the float NCHW export, the build adds the "
+            "normalisation itself"
+        )
+    inputs, outputs = signature(model)
+    if not all(t.is_float32 for t in inputs + outputs):
+        raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
+    try:
+        batched = model if is_detector_batched(model) else make_detector_batched(model)
+        onnx.save(add_detector_preprocessing(batched, spec.mean, spec.std, rgb=spec.rgb), str(dst))
+    except ValueError as exc:
+        raise BuildError(f"{src.name}: {exc}") from None
     return inputs, outputs
 
 
@@ -104,7 +126,7 @@ def build_repository(pack: PackManifest, pack_dir: Path, out: Path, opts: BuildO
 
     det_folder = out / "detector" / "1"
     det_folder.mkdir(parents=True)
-    det_in_list, det_out = _place_onnx(pack_dir / pack.detector.file, det_folder / "model.onnx", detector=True)
+    det_in_list, det_out = _place_detector(pack_dir / pack.detector.file, det_folder / "model.onnx", pack.detector)
     try:
         layout, heads = configs.detector_heads(det_out, pack.detector)
     except ValueError as exc:

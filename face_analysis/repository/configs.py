@@ -109,28 +109,18 @@ def _python_step(name: str, opts: BuildOptions) -> mc.ModelConfig:
 
 def preprocess(pack: PackManifest, opts: BuildOptions, warmup_image: tuple[str, int] | None = None) -> mc.ModelConfig:
     """`warmup_image`: (file name under preprocess/warmup/, its byte size), an encoded image decoded at load."""
-    d = pack.detector
-    w, h = d.input_size
+    w, h = pack.detector.input_size
     c = _python_step("preprocess", opts)
     c.input.append(_inp("image", "TYPE_UINT8", [-1]))
     c.output.extend(
         [
-            _out(P.DET_INPUT, "TYPE_FP32", [1, 3, h, w]),
+            # the letterboxed canvas, BGR as decoded; the detector graph normalises it (add_detector_preprocessing)
+            _out(P.DET_INPUT, "TYPE_UINT8", [1, h, w, 3]),
             _out(P.DECODED, "TYPE_UINT8", [-1, -1, 3]),
             _out(P.DET_SCALE, "TYPE_FP32", [1]),
         ]
     )
-    _params(
-        c,
-        {
-            "input_width": w,
-            "input_height": h,
-            "mean": _csv(d.mean),
-            "std": _csv(d.std),
-            "colour": d.colour.upper(),
-            "max_pixels": opts.max_pixels,
-        },
-    )
+    _params(c, {"input_width": w, "input_height": h, "max_pixels": opts.max_pixels})
     if warmup_image:
         add_warmup(c, {"image": [warmup_image[1]]}, {"image": warmup_image[0]})
     return c
@@ -185,8 +175,9 @@ def detector(pack: PackManifest, det_in: TensorSig, heads: list[tuple[str, str, 
     """`heads` as `detector_heads` gives them."""
     w, h = pack.detector.input_size
     # The batched export (onnx_tools.make_detector_batched): [B,3,H,W] -> [B, anchors, values] per head, so the
-    # dynamic batcher runs concurrent clients' images in one call.
-    inputs = [_inp(det_in.name, "TYPE_FP32", [3, h, w])]
+    # dynamic batcher runs concurrent clients' images in one call; with the normalisation moved into the graph
+    # (onnx_tools.add_detector_preprocessing) it takes the uint8 BGR canvases [B,H,W,3] under the same name.
+    inputs = [_inp(det_in.name, "TYPE_UINT8", [h, w, 3])]
     outputs = [_out(onnx_name, "TYPE_FP32", dims) for onnx_name, _, dims in heads]
     return _onnx_model("detector", inputs, outputs, opts.detector_max_batch, opts, batching=True)
 

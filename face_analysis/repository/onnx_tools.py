@@ -5,6 +5,9 @@ including in a Reshape to [1, -1]; `make_batch_dynamic` frees it and proves the 
 InsightFace's SCRFD detectors go further and flatten the batch away: every head ends in Transpose [2,3,0,1] +
 Reshape [-1, C], so B images give [B*A, C] rows interleaved across images; `make_detector_batched` rewrites those
 heads to [B, A, C] and proves each image's slice equal to the original model run on that image alone.
+`add_detector_preprocessing` then moves the host's normalisation into the detector: it takes the letterboxed uint8
+BGR canvases [B, H, W, 3] and casts, reorders channels, normalises and transposes them in the graph, proven equal
+to the float model fed `Normalizer`'s tensors.
 """
 
 from __future__ import annotations
@@ -321,6 +324,194 @@ def check_detector_batching(
                 raise ValueError(
                     f"detector output {name!r}, image {b}: the batched model differs from the original run on that "
                     f"image alone by {diff:.3g} (atol {atol}); the batched detector does not keep images apart"
+                )
+            worst = max(worst, diff)
+    return worst
+
+
+# --- SCRFD detectors: normalisation inside the graph (uint8 NHWC BGR in) ------------------------------------------
+
+PREPROCESS_PREFIX = "uint8_preprocess"  # names of the nodes and constants the prefix adds
+
+
+def has_detector_preprocessing(model: onnx.ModelProto) -> bool:
+    """True when the detector already takes uint8 [batch, H, W, 3] images (`add_detector_preprocessing` ran)."""
+    init = {i.name for i in model.graph.initializer}
+    inp = next((i for i in model.graph.input if i.name not in init), None)
+    if inp is None:
+        return False
+    t = inp.type.tensor_type
+    dims = t.shape.dim
+    return t.elem_type == onnx.TensorProto.UINT8 and len(dims) == 4 and dims[3].dim_value == 3
+
+
+def _rename_input(graph, old: str, new: str) -> None:
+    """Every use of tensor `old` in `graph` and its subgraphs (If/Loop bodies see outer names) reads `new`."""
+    for node in graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                if not any(i.name == old for i in sub.input):  # a subgraph input of that name shadows it
+                    _rename_input(sub, old, new)
+
+
+def add_detector_preprocessing(
+    model: onnx.ModelProto, mean, std, rgb: bool = True, verify: bool = True
+) -> onnx.ModelProto:
+    """A copy of a float NCHW detector that takes the letterboxed uint8 BGR canvases [batch, H, W, 3] instead and
+    normalises them itself, as `Normalizer(mean, std, rgb)` does on the host.
+
+    The graph input keeps its name (configs and the ensemble map it by name) and gets type uint8 and shape
+    [batch, H, W, 3], the dimensions taken from the source's (fixed or symbolic). It feeds, in front of the
+    original graph (which now reads an internal tensor instead of the input):
+
+        Cast(float) -> Transpose([0,3,1,2]) -> [Gather(indices [2,1,0], axis 1): BGR to RGB, when `rgb`]
+        -> Sub(mean [1,3,1,1]) -> Mul(1/std [1,3,1,1])
+
+    `mean` and `std` are per channel in the network's channel order, 0..255 units (the pack manifest's). Mul by the
+    float32 reciprocal is what `Normalizer` and cv2.dnn.blobFromImage compute (exact when std is a power of two,
+    as SCRFD's 128). The Cast comes first because TensorRT takes uint8 only as a network input feeding a Cast.
+    The Transpose comes next because onnxruntime's CPU kernels broadcast a [3] constant over a last axis of 3
+    slowly: the same ops in NHWC order cost 9 ms a 640x640 image on 2 threads, in NCHW order 1.7 ms. All ops exist
+    unchanged since opset 7 (Cast, Transpose, Gather, Sub, Mul), so the source's opset is kept (det_500m: 11).
+
+    A model that already takes uint8 is refused (ValueError): its prefix cannot be checked against a float model.
+    With `verify`, `check_detector_preprocessing` compares the result with the source fed `Normalizer`'s tensors.
+    """
+    if has_detector_preprocessing(model):
+        raise ValueError(
+            "the detector already takes uint8 [batch, H, W, 3] images (its normalisation is in the graph); "
+            "give the float NCHW export"
+        )
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    std = np.asarray(std, dtype=np.float64).reshape(-1)
+    if mean.size != 3 or std.size != 3 or not np.all(std > 0):
+        raise ValueError(f"mean and std need 3 values each, std positive; got {mean.tolist()} and {std.tolist()}")
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = {i.name for i in g.initializer}
+    inp = next((i for i in g.input if i.name not in inits), None)
+    t = inp.type.tensor_type if inp is not None else None
+    if t is None or t.elem_type != onnx.TensorProto.FLOAT or len(t.shape.dim) != 4 or t.shape.dim[1].dim_value != 3:
+        raise ValueError("the detector does not take one float [batch, 3, H, W] input; cannot add the preprocessing")
+    if any(o.name == inp.name for o in g.output):
+        raise ValueError(f"the detector input {inp.name!r} is also a graph output; cannot add the preprocessing")
+
+    taken = inits | {o for n in g.node for o in n.output} | {i.name for i in g.input} | {n.name for n in g.node}
+    taken |= {o.name for o in g.output}
+
+    def name(suffix: str) -> str:
+        return _unique_name(f"{PREPROCESS_PREFIX}/{suffix}", taken)
+
+    normalised = name("nchw")  # what the original graph reads from now on
+    _rename_input(g, inp.name, normalised)
+
+    mean_name, inv_std_name = name("mean"), name("inv_std")
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(mean.astype(np.float32).reshape(1, 3, 1, 1), mean_name),
+            numpy_helper.from_array((1.0 / std).astype(np.float32).reshape(1, 3, 1, 1), inv_std_name),
+        ]
+    )
+    nodes = [
+        helper.make_node("Cast", [inp.name], [x := name("float")], name=name("Cast"), to=onnx.TensorProto.FLOAT),
+        helper.make_node("Transpose", [x], [x := name("float_nchw")], name=name("Transpose"), perm=[0, 3, 1, 2]),
+    ]
+    if rgb:
+        order = name("bgr_to_rgb_indices")
+        g.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), order))
+        nodes.append(helper.make_node("Gather", [x, order], [x := name("rgb")], name=name("Gather"), axis=1))
+    nodes.append(helper.make_node("Sub", [x, mean_name], [x := name("centred")], name=name("Sub")))
+    nodes.append(helper.make_node("Mul", [x, inv_std_name], [normalised], name=name("Mul")))
+    for i, node in enumerate(nodes):
+        g.node.insert(i, node)
+
+    dims = [onnx.TensorShapeProto.Dimension() for _ in t.shape.dim]
+    for copy, d in zip(dims, t.shape.dim):
+        copy.CopyFrom(d)
+    batch, _, h, w = dims
+    t.elem_type = onnx.TensorProto.UINT8
+    del t.shape.dim[:]
+    t.shape.dim.extend([batch, h, w])
+    t.shape.dim.add().dim_value = 3
+    onnx.checker.check_model(m)
+    if verify:
+        check_detector_preprocessing(model, m, mean, std, rgb)
+    return m
+
+
+def _probe_canvases(height: int, width: int, batch: int, seed: int = 0) -> np.ndarray:
+    """Seeded letterbox-like uint8 BGR canvases [B, H, W, 3]: coarse colour blobs plus fine noise over the full
+    0..255 range (channels differ, so a wrong channel order shows), then a black band as letterboxing leaves."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (batch, height // 32 + 1, width // 32 + 1, 3))
+    x = coarse.repeat(32, axis=1).repeat(32, axis=2)[:, :height, :width] + rng.normal(0, 40, (batch, height, width, 3))
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    for b in range(batch):  # image b is letterboxed: the right or bottom part of the canvas stays black
+        if b % 2:
+            x[b, height - height // (b + 2) :] = 0
+        else:
+            x[b, :, width - width // (b + 2) :] = 0
+    return x
+
+
+def check_detector_preprocessing(
+    reference: onnx.ModelProto,
+    preprocessed: onnx.ModelProto,
+    mean,
+    std,
+    rgb: bool = True,
+    canvases: np.ndarray | None = None,
+    batch: int = 3,
+    atol: float = 1e-4,
+) -> float:
+    """Run `preprocessed` on uint8 BGR canvases and `reference` (the float detector) on `Normalizer(mean, std,
+    rgb)` of the same canvases, as the host did before; return the largest absolute difference over every output,
+    raising ValueError when one differs by more than `atol` (or in shape).
+
+    `canvases` is a uint8 [B, H, W, 3] batch; by default `batch` seeded letterbox-like canvases at the input's size
+    (DETECTOR_PROBE_SIZE where H and W are free). A reference with a fixed batch of 1 is run image by image.
+    """
+    import onnxruntime as ort
+
+    from face_analysis.ops.normalize import Normalizer
+
+    def session(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    ref, new = session(reference), session(preprocessed)
+    if canvases is None:
+        shape = new.get_inputs()[0].shape
+        h = shape[1] if isinstance(shape[1], int) else DETECTOR_PROBE_SIZE[1]
+        w = shape[2] if isinstance(shape[2], int) else DETECTOR_PROBE_SIZE[0]
+        canvases = _probe_canvases(h, w, batch)
+    canvases = np.ascontiguousarray(canvases, dtype=np.uint8)
+    blobs = Normalizer(mean, std, rgb)(canvases)
+    settings = [np.asarray(v, dtype=np.float64).tolist() for v in (mean, std)]
+    names = [o.name for o in ref.get_outputs()]
+    ref_in, new_in = ref.get_inputs()[0].name, new.get_inputs()[0].name
+    if isinstance(ref.get_inputs()[0].shape[0], int):  # batch pinned to 1: one image per run, both models
+        pairs = [
+            (ref.run(names, {ref_in: blobs[b : b + 1]}), new.run(names, {new_in: canvases[b : b + 1]}))
+            for b in range(len(canvases))
+        ]
+    else:
+        pairs = [(ref.run(names, {ref_in: blobs}), new.run(names, {new_in: canvases}))]
+    worst = 0.0
+    for expected, got in pairs:
+        for name, e, g in zip(names, expected, got):
+            if e.shape != g.shape:
+                raise ValueError(
+                    f"detector output {name!r}: {list(g.shape)} from uint8 canvases, {list(e.shape)} from the float "
+                    "model; the preprocessing prefix changed the output shapes"
+                )
+            diff = float(np.max(np.abs(g.astype(np.float64) - e))) if e.size else 0.0
+            if not diff <= atol:  # also catches NaN
+                raise ValueError(
+                    f"detector output {name!r}: the model normalising uint8 canvases itself differs from the float "
+                    f"model fed Normalizer(mean={settings[0]}, std={settings[1]}, rgb={rgb}) by {diff:.3g} "
+                    f"(atol {atol}); the preprocessing in the graph is wrong"
                 )
             worst = max(worst, diff)
     return worst

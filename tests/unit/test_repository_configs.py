@@ -7,9 +7,10 @@ import pytest
 
 from face_analysis.packs.manifest import builtin_packs
 from face_analysis.repository import configs
+from face_analysis.repository import params as P
 from face_analysis.repository.build import BuildError, build_repository
 from face_analysis.repository.configs import BuildOptions
-from face_analysis.repository.onnx_tools import is_detector_batched
+from face_analysis.repository.onnx_tools import has_detector_preprocessing, is_detector_batched
 
 
 def _load(repo: Path, target: str) -> dict:
@@ -27,6 +28,10 @@ def _full_shape(tensor, batched: bool):
     return ([-1] + dims) if batched else dims
 
 
+def _dtype(tensor) -> str:
+    return configs.mc.DataType.Name(tensor.data_type)
+
+
 def _compatible(a, b) -> bool:
     return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
 
@@ -34,6 +39,7 @@ def _compatible(a, b) -> bool:
 def check_ensemble(models: dict) -> None:
     ens = models[configs.ENSEMBLE]
     available = {t.name: _full_shape(t, False) for t in ens.input}
+    dtypes = {t.name: _dtype(t) for t in ens.input}
     for step in ens.ensemble_scheduling.step:
         model = models[step.model_name]
         batched = model.max_batch_size > 0
@@ -42,15 +48,18 @@ def check_ensemble(models: dict) -> None:
             assert model_input in inputs, f"{step.model_name} has no input {model_input}"
             assert tensor in available, f"{step.model_name}.{model_input} reads {tensor} before any step makes it"
             assert _compatible(_full_shape(inputs[model_input], batched), available[tensor]), (step.model_name, tensor)
+            assert _dtype(inputs[model_input]) == dtypes[tensor], (step.model_name, tensor)
         required = {n for n, t in inputs.items() if not t.optional}
         assert required <= set(step.input_map), f"{step.model_name} misses {required - set(step.input_map)}"
         outputs = {t.name: t for t in model.output}
         for model_output, tensor in step.output_map.items():
             assert model_output in outputs, f"{step.model_name} has no output {model_output}"
             available[tensor] = _full_shape(outputs[model_output], batched)
+            dtypes[tensor] = _dtype(outputs[model_output])
     for out in ens.output:
         assert out.name in available, f"no step produces ensemble output {out.name}"
         assert _compatible(list(out.dims), available[out.name]), out.name
+        assert _dtype(out) == dtypes[out.name], out.name
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +121,7 @@ def test_models_are_rewritten_so_triton_can_batch_them(repos, shared_models):
     repo = repos["test"]
     det = onnx.load(str(repo / "detector/1/model.onnx"))
     assert is_detector_batched(det) and not is_detector_batched(onnx.load(str(shared_models / "det_500m.onnx")))
+    assert has_detector_preprocessing(det)  # takes the uint8 canvases and normalises them itself
     assert (repo / "embedder/1/model.onnx").read_bytes() != (shared_models / "mobilefacenet.onnx").read_bytes()
 
 
@@ -120,10 +130,16 @@ def test_detector_batches_across_requests_on_both_targets(repos):
         det = _load(repos["test"], target)["detector"]
         assert det.max_batch_size == BuildOptions().detector_max_batch
         assert det.HasField("dynamic_batching")
-        assert list(det.input[0].dims) == [3, 640, 640]
+        assert det.input[0].name == "input.1"
+        assert _dtype(det.input[0]) == "TYPE_UINT8" and list(det.input[0].dims) == [640, 640, 3]
         assert [list(o.dims) for o in det.output][:3] == [[12800, 1], [3200, 1], [800, 1]]
+        pre = _load(repos["test"], target)["preprocess"]
+        out = {t.name: t for t in pre.output}[P.DET_INPUT]
+        assert _dtype(out) == "TYPE_UINT8" and list(out.dims) == [1, 640, 640, 3]  # the letterboxed canvas
+        assert not {"mean", "std", "colour"} & set(pre.parameters)  # the detector's graph normalises
     trt = _load(repos["test"], "gpu")["detector"].optimization.execution_accelerators.gpu_execution_accelerator[0]
-    assert trt.parameters["trt_profile_max_shapes"] == "input.1:8x3x640x640"
+    assert trt.parameters["trt_profile_max_shapes"] == "input.1:8x640x640x3"
+    assert trt.parameters["trt_profile_min_shapes"] == "input.1:1x640x640x3"
     align = _load(repos["test"], "cpu")["align"]
     assert [list(t.dims) for t in align.input][0] == [1, 12800, 1]  # one image's slice of the detector batch
 
