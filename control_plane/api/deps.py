@@ -23,7 +23,8 @@ def _synthetic(key_id: str, name: str, scopes: tuple[str, ...], tier: str) -> Ap
     return ApiKey(key_id, name, scopes, tier, created_at=0.0, last_used_at=None, revoked_at=None)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop on every request
     return request.app.state.services
 
 

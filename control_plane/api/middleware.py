@@ -1,5 +1,6 @@
 """The request context (pure ASGI, so it wraps streaming bodies too): a request id on every request and response,
-latency by route template and status for Prometheus, and one JSON access-log line without bodies or credentials."""
+a `Server-Timing` header (the API's time and the inference plane's share of it), latency by route template and
+status for Prometheus, and one JSON access-log line without bodies or credentials."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 
 from control_plane.core.logging import request_id_var
 from control_plane.core.metrics import Metrics
+from control_plane.core.timing import RequestTiming, timing_var
 
 log = logging.getLogger("control_plane.access")
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,6 +27,8 @@ class RequestContextMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _GOOD_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        timing = RequestTiming()
+        timing_token = timing_var.set(timing)
         start = time.perf_counter()
         status = 500
 
@@ -33,7 +37,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    (b"server-timing", timing.header(time.perf_counter() - start)),
+                ]
             await send(message)
 
         try:
@@ -60,3 +68,4 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            timing_var.reset(timing_token)

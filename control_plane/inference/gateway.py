@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from control_plane.core.errors import ApiError
 from control_plane.core.metrics import BREAKER_STATES, Metrics
 from control_plane.core.settings import Settings
+from control_plane.core.timing import add_inference_time
 from control_plane.inference.breaker import CircuitBreaker
 from face_analysis.client import AnalysisResult, AsyncFaceAnalysisClient, EnsembleError, PackInfo
 
@@ -174,7 +175,9 @@ class InferenceGateway:
                 attempt += 1
                 await asyncio.sleep(backoff)
             finally:
-                self.metrics.triton.labels(target.name, outcome).observe(time.perf_counter() - start)
+                took = time.perf_counter() - start
+                self.metrics.triton.labels(target.name, outcome).observe(took)
+                add_inference_time(took)
 
     async def readiness(self) -> dict:
         """Per target: model ready, breaker state, pack served."""

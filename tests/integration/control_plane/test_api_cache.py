@@ -113,3 +113,23 @@ def test_disk_tier_requires_an_encryption_key(tmp_path):
 
     with pytest.raises(ValueError, match="ENCRYPTION_KEY"):
         build_services(Settings(cache_disk_dir=tmp_path))
+
+
+def _server_timing(response) -> dict[str, float]:
+    parts = (p.strip().split(";dur=") for p in response.headers["Server-Timing"].split(","))
+    return {name: float(ms) for name, ms in parts}
+
+
+async def test_server_timing_splits_the_apis_time_from_inference(api):
+    key = await api.new_key()
+    # a fresh image (a JPEG comment makes new bytes), so the first request is a miss here whatever ran before
+    image = t1_path().read_bytes()
+    image = image[:2] + b"\xff\xfe\x00\x0aserver-t" + image[2:]
+    form = {"image": ("t1.jpg", image)}
+    miss = await api.client.post("/v1/faces/analyze", files=form, headers={"X-API-Key": key})
+    hit = await api.client.post("/v1/faces/analyze", files=form, headers={"X-API-Key": key})
+    assert miss.headers["X-Cache"] == "miss" and hit.headers["X-Cache"] == "hit"
+    timing = _server_timing(miss)
+    assert 0 < timing["inference"] <= timing["app"]
+    assert set(_server_timing(hit)) == {"app"}  # no inference call on a hit
+    assert set(_server_timing(await api.client.get("/health"))) == {"app"}
