@@ -27,6 +27,7 @@ import os
 import platform
 import secrets
 import shlex
+import statistics
 import struct
 import subprocess
 import sys
@@ -376,6 +377,8 @@ class Result:
     mismatches: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, float]] = field(default_factory=dict)  # Triton's per-model statistics for the row
     machine_busy_s: float | None = None  # CPU seconds the whole machine was busy during the row, anyone's
+    # REST rows: (client ms, API ms, inference ms) per counted request, the API's two from its Server-Timing header
+    server_timing: list[tuple[float, float, float]] = field(default_factory=list, repr=False)
 
     @property
     def faces(self) -> int:
@@ -404,6 +407,7 @@ class Sender:
 
     def __init__(self, name: str, path: str, call: Callable, n_images: int):
         self.name, self.path, self.call, self.n_images = name, path, call, n_images
+        self.timings: list[tuple[float, float, float]] = []  # filled by REST senders, taken by measure_async
 
 
 def _run_threads(sender: Sender, result: Result, start: int, count: int, threads: int) -> None:
@@ -485,9 +489,11 @@ async def measure_async(
     if warm.errors:
         result.errors.update({f"(warm-up) {k}": v for k, v in warm.errors.items()})
     stats_before = stats() if stats else None
+    sender.timings.clear()
     before, t0 = meter.snapshot(), time.perf_counter()
     await _run_coroutines(sender, result, result.warmup, n, concurrency)
     _finish(result, meter, before, t0, reference)
+    result.server_timing, sender.timings = sender.timings, []
     if stats:
         result.steps = step_delta(stats_before, stats())
     return result
@@ -583,8 +589,8 @@ class RestClient:
         else:
             await self._session.aclose()
 
-    async def analyze(self, data: bytes) -> tuple[int, str | None, bytes]:
-        """(status, X-Cache, body)"""
+    async def analyze(self, data: bytes) -> tuple[int, str | None, bytes, dict[str, float]]:
+        """(status, X-Cache, body, Server-Timing durations in ms by name)"""
         url = f"{self.url}/v1/faces/analyze"
         if self.library == "aiohttp":
             import aiohttp
@@ -592,21 +598,40 @@ class RestClient:
             form = aiohttp.FormData()
             form.add_field("image", data, filename="image.jpg", content_type="application/octet-stream")
             async with self._session.post(url, data=form) as r:
-                return r.status, r.headers.get("X-Cache"), await r.read()
+                body = await r.read()
+                return r.status, r.headers.get("X-Cache"), body, parse_server_timing(r.headers.get("Server-Timing"))
         r = await self._session.post(url, files={"image": ("image.jpg", data, "application/octet-stream")})
-        return r.status_code, r.headers.get("X-Cache"), r.content
+        return r.status_code, r.headers.get("X-Cache"), r.content, parse_server_timing(r.headers.get("Server-Timing"))
+
+
+def parse_server_timing(header: str | None) -> dict[str, float]:
+    """`app;dur=1.2, inference;dur=40.1` -> {"app": 1.2, "inference": 40.1}; unparseable parts are skipped."""
+    out = {}
+    for part in (header or "").split(","):
+        name, _, rest = part.strip().partition(";")
+        if rest.startswith("dur="):
+            try:
+                out[name] = float(rest[4:])
+            except ValueError:
+                pass
+    return out
 
 
 def rest_sender(name: str, path: str, client: RestClient, bodies: Callable[[int], bytes], n_images: int, cache: str):
     async def call(i: int) -> int:
-        status, x_cache, body = await client.analyze(bodies(i))
+        t0 = time.perf_counter()
+        status, x_cache, body, timing = await client.analyze(bodies(i))
+        client_ms = (time.perf_counter() - t0) * 1000
         if status != 200:
             raise RuntimeError(f"HTTP {status}: {body[:160].decode(errors='replace')}")
         if x_cache != cache:
             raise RuntimeError(f"X-Cache: {x_cache}, expected {cache}")
+        if "app" in timing:
+            sender.timings.append((client_ms, timing["app"], timing.get("inference", 0.0)))
         return int(json.loads(body)["face_count"])
 
-    return Sender(name, path, call, n_images)
+    sender = Sender(name, path, call, n_images)
+    return sender
 
 
 # --------------------------------------------------------------------------------------------- servers
@@ -855,6 +880,57 @@ def result_json(r: Result, base: Result | None) -> dict:
             name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in step.items()}
             for name, step in r.steps.items()
         },
+        "server_timing_p50_ms": server_timing_summary(r.server_timing),
+    }
+
+
+def per_image_p50(r: Result, n_images: int) -> list[float]:
+    """Median latency of each image's requests: rows mix images of different face counts, so the overall median of
+    a two-image row falls in the gap between them and moves with small changes; per image it does not."""
+    by_image: list[list[float]] = [[] for _ in range(n_images)]
+    for (k, _), ms in zip(r.answers, r.latencies_ms):
+        by_image[k].append(ms)
+    return [percentile(v, 50) if v else math.nan for v in by_image]
+
+
+def goals(results: list[Result], n_images: int) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 5's goals for this 2-core machine: (goal, target, reached value, met?)."""
+
+    def row(path: str, n: int) -> Result | None:
+        return next((r for r in results if r.path == path and r.concurrency == n), None)
+
+    base, out = row("baseline", 1), []
+    g8, g1, rest1, hit1 = row("grpc", 8), row("grpc", 1), row("rest-miss", 1), row("rest-hit", 1)
+    if base and g8:
+        v = g8.images_per_s / base.images_per_s
+        out.append(("ensemble throughput at 8 clients", ">= 1.3x (a)", f"{v:.2f}x", v >= 1.3))
+    if base and g1:
+        worst = max(a / b for a, b in zip(per_image_p50(g1, n_images), per_image_p50(base, n_images)))
+        out.append(("p50 at 1 client, each image", "<= 1.1x (a)", f"{worst:.2f}x (worst image)", worst <= 1.1))
+    if g1 and rest1:
+        worst = max(a - b for a, b in zip(per_image_p50(rest1, n_images), per_image_p50(g1, n_images)))
+        out.append(("REST p50 over direct gRPC, 1 client, each image", "<= 2 ms", f"{worst:+.1f} ms", worst <= 2))
+        split = server_timing_summary(rest1.server_timing)
+        if split:
+            out.append(("  of which the API's own work (Server-Timing)", "", f"{split['api_own']:.2f} ms", None))
+    if hit1:
+        v = latency_summary(hit1.latencies_ms)["p99"]
+        out.append(("cache hit p99, 1 client", "<= 3 ms", f"{v:.2f} ms", v <= 3))
+    return out
+
+
+def server_timing_summary(samples: list[tuple[float, float, float]]) -> dict[str, float] | None:
+    """Medians of a REST row's per-request split: the client's latency, the API's own time (Server-Timing `app`
+    minus `inference`) and what lies outside the API (client library, HTTP, sockets: client minus `app`)."""
+    if not samples:
+        return None
+    med = statistics.median
+    return {
+        "client": round(med(c for c, _, _ in samples), 3),
+        "api": round(med(a for _, a, _ in samples), 3),
+        "inference": round(med(i for _, _, i in samples), 3),
+        "api_own": round(med(a - i for _, a, i in samples), 3),
+        "outside_api": round(med(c - a for c, a, _ in samples), 3),
     }
 
 
@@ -897,6 +973,15 @@ def write_reports(args, facts: dict, images, state: dict, total_s: float, starte
     if uses:
         pack_line = f"`{facts['pack']}` ({facts['pack_files']}) for {' and '.join(uses)}; " + pack_line
     table = markdown_table(HEADERS, [result_row(r, base) for r in results])
+    n_images = len(images)
+    by_image = markdown_table(
+        ["path", "N", *(f"p50 ms, {name}" for name, _ in images)],
+        [[r.name, str(r.concurrency), *(f"{v:.1f}" for v in per_image_p50(r, n_images))] for r in results],
+    )
+    goal_table = markdown_table(
+        ["goal", "target", "reached", "met"],
+        [[g, t, v, {True: "yes", False: "**no**", None: ""}[ok]] for g, t, v, ok in goals(results, n_images)],
+    )
     cpu_headers = ["path", "N", "seconds", "bench cores", "triton cores", "api cores", "CPU seconds", "others' cores"]
     cpu_table = markdown_table(cpu_headers, cpu_rows(results))
     image_lines = "\n".join(
@@ -904,6 +989,24 @@ def write_reports(args, facts: dict, images, state: dict, total_s: float, starte
         for (name, data), (w, h), ref in zip(images, facts["image_sizes"], reference, strict=True)
     )
     steps = steps_table(results)
+    split_rows = [(r, server_timing_summary(r.server_timing)) for r in results if r.server_timing]
+    split_section = ""
+    if split_rows:
+        split = markdown_table(
+            ["path", "N", "client p50", "API p50", "inference p50", "API's own p50", "outside the API p50"],
+            [
+                [r.name, str(r.concurrency)]
+                + [f"{s[k]:.2f}" for k in ("client", "api", "inference", "api_own", "outside_api")]
+                for r, s in split_rows
+            ],
+        )
+        split_section = f"""- **Where REST's time goes** (ms, medians of per-request values; the API's `Server-Timing`
+  header gives its time and the share spent waiting on Triton): "API's own" is the REST layer's work (HTTP
+  parsing, multipart, auth, rate limit, hashing, cache, JSON); "outside the API" is the client library, the
+  socket and uvicorn's reading of the upload.
+
+{split}
+"""
     steps_section = ""
     if steps:
         steps_section = f"""- **Inside Triton** (its statistics API, per request of each step over the row): queue /
@@ -958,6 +1061,14 @@ Images (each request takes the next image in turn):
 
 {table}
 
+Latency by image (a row alternates the images; its overall p50 falls between them):
+
+{by_image}
+
+Goals for this machine (issue 5), computed from the rows above:
+
+{goal_table}
+
 - **N**: requests in flight (coroutines sharing one client; threads for (a')). Requests are counted after
   {"N" if args.quick else "max(2N, 8)"} warm-up requests per row.
 - **CPU cores**: CPU seconds used during the row (this process + tritonserver and its Python-backend stubs + the
@@ -967,6 +1078,7 @@ Images (each request takes the next image in turn):
 {cpu_table}
 
 {steps_section}
+{split_section}
 - **vs (a)**: ratio to the sequential in-process baseline; above 1 for images/s and below 1 for p50 is better.
 - **faces agree**: every answer's face count equals the reference count of its image.
 {problem_text}
@@ -1204,7 +1316,7 @@ def run_all(args, pack, images, triton_url, api_url, key, nonce, meter, facts, s
             facts["rest_client"] = rest.library
             if reference[0] is None:  # neither baseline nor gRPC: the API's first answers are the reference
                 for k, d in enumerate(datas):
-                    status, _, body = await rest.analyze(variant(d, f"bench {nonce} reference"))
+                    status, _, body, _ = await rest.analyze(variant(d, f"bench {nonce} reference"))
                     if status != 200:
                         raise SystemExit(f"REST reference request failed: HTTP {status} {body[:200]!r}")
                     reference[k] = int(json.loads(body)["face_count"])
@@ -1222,7 +1334,7 @@ def run_all(args, pack, images, triton_url, api_url, key, nonce, meter, facts, s
 
             hit_bodies = [variant(d, f"bench {nonce} hit") for d in datas]
             for body in hit_bodies:  # store them: the first sight of each is a miss
-                status, _, text = await rest.analyze(body)
+                status, _, text, _ = await rest.analyze(body)
                 if status != 200:
                     raise SystemExit(f"REST priming failed: HTTP {status} {text[:200]!r}")
             sender = rest_sender(

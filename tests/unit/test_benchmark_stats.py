@@ -170,3 +170,38 @@ def test_parse_cpu_line():
     assert bench.parse_cpu_line(Path("/proc/stat").read_text()) > 0
     with pytest.raises(ValueError):
         bench.parse_cpu_line("intr 1\n")
+
+
+def test_server_timing_header_parsing_and_split():
+    assert bench.parse_server_timing("app;dur=1.25, inference;dur=40") == {"app": 1.25, "inference": 40.0}
+    assert bench.parse_server_timing("app;desc=x, bad;dur=oops, ") == {}
+    assert bench.parse_server_timing(None) == {}
+    split = bench.server_timing_summary([(50.0, 45.0, 43.0), (60.0, 52.0, 49.0), (40.0, 39.0, 38.5)])
+    assert split == {"client": 50.0, "api": 45.0, "inference": 43.0, "api_own": 2.0, "outside_api": 5.0}
+    assert bench.server_timing_summary([]) is None
+
+
+def _result(path, n, per_image_ms, wall_s=1.0, timing=()):
+    r = bench.Result(path, path, n)
+    for k, samples in enumerate(per_image_ms):
+        for ms in samples:
+            r.latencies_ms.append(ms)
+            r.answers.append((k, 1))
+    r.wall_s = wall_s
+    r.server_timing = list(timing)
+    return r
+
+
+def test_per_image_medians_and_goals():
+    base = _result("baseline", 1, [[40, 42, 41], [20, 22, 21]], wall_s=6 / 25)
+    g1 = _result("grpc", 1, [[42, 43, 44], [21, 22, 23]])
+    g8 = _result("grpc", 8, [[200] * 4, [100] * 4], wall_s=8 / 40)
+    rest = _result("rest-miss", 1, [[45, 46, 47], [22, 23, 24]], timing=[(46.0, 45.0, 43.8)])
+    hit = _result("rest-hit", 1, [[1.0] * 50, [2.0] * 48 + [9.0, 9.0]])
+    assert bench.per_image_p50(rest, 2) == [46, 23]
+    got = {g: (v, ok) for g, _, v, ok in bench.goals([base, g1, g8, rest, hit], 2)}
+    assert got["ensemble throughput at 8 clients"] == ("1.60x", True)
+    assert got["p50 at 1 client, each image"] == ("1.05x (worst image)", True)  # max(43/41, 22/21)
+    assert got["REST p50 over direct gRPC, 1 client, each image"] == ("+3.0 ms", False)
+    assert got["  of which the API's own work (Server-Timing)"] == ("1.20 ms", None)
+    assert got["cache hit p99, 1 client"] == ("9.00 ms", False)  # two slow hits in a hundred set the p99
