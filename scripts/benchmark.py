@@ -940,17 +940,19 @@ GPU_SECTION = """\
 The compose stack serves the same ensemble on the GPU (ONNX Runtime + TensorRT FP16) beside the REST API and Redis:
 
 ```bash
-cp .env.example .env                              # set FACE_API_ADMIN_TOKEN and FACE_API_CACHE_ENCRYPTION_KEY
+cp .env.example .env                              # set FACE_API_ADMIN_TOKEN and FACE_API_CACHE_ENCRYPTION_KEY, and
+# a tier that never throttles beside the defaults (setting FACE_API_RATE_TIERS replaces them):
+echo 'FACE_API_RATE_TIERS={"free": {"burst": 10, "per_minute": 60}, "standard": {"burst": 50, "per_minute": 600}, "premium": {"burst": 200, "per_minute": 6000}, "bench": {"burst": 100000, "per_minute": 10000000}}' >> .env
 docker compose run --rm triton build-engines      # TensorRT engines for this GPU first (minutes)
 docker compose up -d
 ADMIN=...                                         # FACE_API_ADMIN_TOKEN from .env
 KEY=$(curl -s -X POST http://127.0.0.1:8080/v1/admin/keys -H "Authorization: Bearer $ADMIN" \\
-      -H 'Content-Type: application/json' -d '{"name": "bench", "scopes": ["analyze"], "tier": "unlimited"}' |
+      -H 'Content-Type: application/json' -d '{"name": "bench", "scopes": ["analyze"], "tier": "bench"}' |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
 python scripts/benchmark.py --triton 127.0.0.1:8001 --api http://127.0.0.1:8080 --key "$KEY"
 ```
 
-- The key needs a tier that does not throttle (`unlimited` above, or a big tier in `FACE_API_RATE_TIERS`):
+- The key needs a tier that does not throttle (`bench` above):
   with the default `standard` tier (burst 50, 600/min) the REST rows measure the rate limiter.
 - With `--triton`/`--api` the script starts nothing and skips (a); add `--baseline --models-dir DIR --pack NAME`
   to time the in-process `insightface` baseline on the same files as the served pack (the baseline runs on this
