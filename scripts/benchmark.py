@@ -941,8 +941,9 @@ The compose stack serves the same ensemble on the GPU (ONNX Runtime + TensorRT F
 
 ```bash
 cp .env.example .env                              # set FACE_API_ADMIN_TOKEN and FACE_API_CACHE_ENCRYPTION_KEY, and
-# a tier that never throttles beside the defaults (setting FACE_API_RATE_TIERS replaces them):
-echo 'FACE_API_RATE_TIERS={"free": {"burst": 10, "per_minute": 60}, "standard": {"burst": 50, "per_minute": 600}, "premium": {"burst": 200, "per_minute": 6000}, "bench": {"burst": 100000, "per_minute": 10000000}}' >> .env
+# a tier that never throttles (FACE_API_RATE_TIERS replaces the default tiers: keep the ones your keys use):
+T='{"standard": {"burst": 50, "per_minute": 600}, "bench": {"burst": 100000, "per_minute": 1e7}}'
+echo "FACE_API_RATE_TIERS=$T" >> .env
 docker compose run --rm triton build-engines      # TensorRT engines for this GPU first (minutes)
 docker compose up -d
 ADMIN=...                                         # FACE_API_ADMIN_TOKEN from .env
