@@ -42,6 +42,9 @@ CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # A target that resolves to several servers (`dns:///triton-headless:8001`, `ipv4:10.0.0.1:8001,10.0.0.2:8001`)
+    # gets every call spread over all of them; the default (pick_first) would send one channel's calls to one pod.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 

@@ -342,8 +342,14 @@ def test_direct_grpc_node_port(render):
 def test_control_plane_points_at_triton(rendered_sets):
     r = rendered_sets["default"]
     data = r.get("ConfigMap", CONTROL_PLANE)["data"]
-    host, port = data["FACE_API_TRITON_URL"].split(":")
-    svc = r.get("Service", host)
+    # dns:///<headless service>.<namespace>.svc:<port>: every pod's address, for the client's round robin
+    scheme, _, target = data["FACE_API_TRITON_URL"].partition(":///")
+    host, port = target.split(":")
+    name, namespace, svc_suffix = host.split(".")
+    assert scheme == "dns" and svc_suffix == "svc" and namespace == NAMESPACE
+    svc = r.get("Service", name)
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["selector"] == r.get("Service", TRITON)["spec"]["selector"]
     assert int(port) in [p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc"]
     assert data["FACE_API_HOST"] == "0.0.0.0" and data["FACE_API_PORT"] == "8080"
     c = control_plane_container(r)
@@ -375,7 +381,7 @@ def test_settings_render_as_the_app_reads_them(render, monkeypatch):
     assert s.rate_tiers["free"].burst == 3 and s.rate_tiers["free"].per_minute == 30
     assert s.cors_origins == ["https://app.example.com"]
     assert s.triton_retry_backoff_s == 0.025
-    assert s.triton_url == f"{TRITON}:8001" and s.log_level == "INFO" and s.port == 8080
+    assert s.triton_url == f"dns:///{TRITON}-headless.{NAMESPACE}.svc:8001" and s.log_level == "INFO" and s.port == 8080
 
 
 @pytest.mark.parametrize("key", ["ADMIN_TOKEN", "cache_encryption_key", "FACE_API_REDIS_URL"])

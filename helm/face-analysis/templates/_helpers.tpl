@@ -133,6 +133,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%d" (include "fa.triton.fullname" .) (int .Values.triton.service.ports.grpc) -}}
 {{- end -}}
 
+{{/* The control plane's target: every Triton pod's address from the headless Service, so its round-robin gRPC
+     channel spreads calls over all pods (a ClusterIP balances connections, and a channel is one connection). */}}
+{{- define "fa.triton.balancedGrpcAddress" -}}
+{{- printf "dns:///%s-headless.%s.svc:%d" (include "fa.triton.fullname" .) .Release.Namespace (int .Values.triton.service.ports.grpc) -}}
+{{- end -}}
+
 {{/* Replicas a workload keeps at least (for PDBs): HPA minReplicas when it autoscales, else replicas. */}}
 {{- define "fa.minReplicas" -}}
 {{- if .autoscaling.enabled -}}{{ int .autoscaling.minReplicas }}{{- else -}}{{ int .replicas }}{{- end -}}
@@ -145,7 +151,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $out := dict -}}
 {{- $refused := list "FACE_API_ADMIN_TOKEN" "FACE_API_CACHE_ENCRYPTION_KEY" "FACE_API_REDIS_URL" -}}
 {{- $chartOwned := list "FACE_API_HOST" "FACE_API_PORT" -}}
-{{- $_ := set $out "FACE_API_TRITON_URL" (include "fa.triton.grpcAddress" .) -}}
+{{- $_ := set $out "FACE_API_TRITON_URL" (include "fa.triton.balancedGrpcAddress" .) -}}
 {{- range $k, $v := .Values.controlPlane.settings -}}
 {{- $key := upper $k -}}
 {{- if not (hasPrefix "FACE_API_" $key) -}}{{- $key = printf "FACE_API_%s" $key -}}{{- end -}}
