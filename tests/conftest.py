@@ -70,6 +70,15 @@ def test_repository(tmp_path_factory, test_pack, shared_models) -> Path:
     return build_repository(test_pack, shared_models, tmp_path_factory.mktemp("repo") / "model_repository")
 
 
+@pytest.fixture
+def own_triton(test_repository, tmp_path):
+    """A Triton of its own for one test (to stop, restart, or stand beside the shared one)."""
+    server = EmbeddedTriton(test_repository, free_port(), free_port(), free_port(), work_dir=tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def triton(test_repository, tmp_path_factory):
     """The embedded Triton serving the test pack."""

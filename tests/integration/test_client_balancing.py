@@ -8,18 +8,9 @@ import tritonclient.grpc as grpcclient
 
 from face_analysis.client import FaceAnalysisClient
 from face_analysis.repository.configs import ENSEMBLE
-from face_analysis.server import EmbeddedTriton, free_port
 from tests.images import t1_path
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def second_triton(test_repository, tmp_path):
-    server = EmbeddedTriton(test_repository, free_port(), free_port(), free_port(), work_dir=tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _served(url: str) -> int:
@@ -27,8 +18,8 @@ def _served(url: str) -> int:
     return int(stats["model_stats"][0]["inference_stats"]["success"].get("count", 0))
 
 
-def test_calls_are_spread_over_every_resolved_server(triton, second_triton):
-    urls = [triton.grpc_url, second_triton.grpc_url]
+def test_calls_are_spread_over_every_resolved_server(triton, own_triton):
+    urls = [triton.grpc_url, own_triton.grpc_url]
     before = [_served(u) for u in urls]
     with FaceAnalysisClient("ipv4:" + ",".join(urls)) as client:
         image = t1_path().read_bytes()

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 
-from face_analysis.server import EmbeddedTriton, free_port
 from tests.images import encode, t1_path
 from tests.redis_helpers import RedisProcess
 
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.integration
 def image(seed: int) -> bytes:
     """A distinct valid image per call, so nothing is answered from the cache by accident."""
     return encode(np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8), ".png")
-
-
-@pytest.fixture
-def own_triton(test_repository, tmp_path):
-    server = EmbeddedTriton(test_repository, free_port(), free_port(), free_port(), work_dir=tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_triton_down_breaker_cache_and_recovery(make_api, own_triton):
