@@ -108,6 +108,26 @@ def validation_error(raw_errors: list[dict]) -> ApiError:
     return ApiError("invalid_request", "the request does not match the schema", details={"errors": errors})
 
 
+def _load_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting past the parser's depth too
+        raise ApiError("invalid_json", "the body is not valid JSON") from None
+
+
+async def parse_json(request: Request, limit: int, model: type[BaseModel]) -> BaseModel:
+    """A JSON-only body (no images), read within `limit` when the route calls it: after its dependencies (a
+    `body: Model` parameter would make FastAPI read the whole body, whatever its size, before authentication)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError("unsupported_media_type", "send application/json", details={"content_type": media})
+    payload = _load_json(await read_body(request, limit))
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
 @dataclass
 class ParsedBody:
     options: BaseModel
@@ -133,10 +153,7 @@ async def parse_body(
         )
     body = await read_body(request, limit)
     if media == "application/json":
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):  # nesting past the parser's depth too
-            raise ApiError("invalid_json", "the body is not valid JSON") from None
+        payload = _load_json(body)
         try:
             model = json_model.model_validate(payload)
         except ValidationError as exc:

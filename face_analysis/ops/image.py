@@ -7,6 +7,7 @@ The header is read before any pixel is decoded so a decompression bomb costs not
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 
 import cv2
@@ -27,6 +28,9 @@ _ORIENTATION_OPS = {
     7: lambda im: cv2.flip(cv2.transpose(im), -1),
     8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
 }
+
+
+_HIGH_BYTE = 1 if sys.byteorder == "little" else 0  # of a native uint16
 
 
 class ImageError(ValueError):
@@ -118,7 +122,9 @@ def read_header(data: bytes) -> tuple[str, int, int, int]:
 def _to_bgr8(img: np.ndarray) -> np.ndarray:
     """Bring any decoded layout (grey, grey+alpha, BGRA, 16-bit) to 3-channel BGR uint8."""
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)  # what OpenCV's own 16->8 bit conversion does
+        # the high byte of each sample: what OpenCV's own 16->8 bit conversion does (img >> 8), read through a view
+        # (a tenth of the time and no 16-bit temporary: a 6000x6000 RGBA 16-bit PNG is 288 MB decoded)
+        img = np.ascontiguousarray(np.ascontiguousarray(img).view(np.uint8)[..., _HIGH_BYTE::2])
     elif img.dtype != np.uint8:
         raise ImageError("unsupported_media_type", f"unsupported sample type {img.dtype}")
     if img.ndim == 2:
@@ -137,9 +143,19 @@ def _composite_on_white(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     # Pixels under full transparency hold arbitrary colours; show the image as a browser on a white page would.
     if alpha.min() == 255:
         return np.ascontiguousarray(bgr)
-    a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
-    out = bgr.astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    # round((v * a + 255 * (255 - a)) / 255) in 16-bit integers (the largest sum is 255 * 255), a block of rows at a
+    # time: exact, and a few MB of temporaries where float32 over the whole image took 2 GB and seconds at 36 Mpx
+    out = np.empty(bgr.shape, np.uint8)
+    step = max(1, (1 << 20) // max(1, bgr.shape[1]))
+    for y in range(0, bgr.shape[0], step):
+        a = alpha[y : y + step, :, None].astype(np.uint16)
+        block = bgr[y : y + step].astype(np.uint16)
+        block *= a
+        block += (255 - a) * 255
+        block += 127
+        block //= 255
+        out[y : y + step] = block
+    return out
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
+from control_plane.api.bodies import parse_json
 from control_plane.api.deps import UNLIMITED, authenticate, get_services, require
 from control_plane.api.docs import error_responses
 from control_plane.core.errors import ApiError
@@ -22,11 +23,19 @@ _STORE_DOWN = "the key store (Redis) is unreachable; retry when it is back"
     response_model=CreatedKey,
     status_code=201,
     summary="Create an API key; the secret is in this response only",
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": CreateKeyRequest.model_json_schema()}},
+        }
+    },
 )
 async def create_key(
-    body: CreateKeyRequest, _: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)
+    request: Request, _: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)
 ):
+    # the body is read here, once the caller is known to be an admin, and within FACE_API_MAX_BODY_BYTES
+    body: CreateKeyRequest = await parse_json(request, services.settings.max_body_bytes, CreateKeyRequest)
     tiers = services.settings.rate_tiers
     if body.tier not in tiers and body.tier != UNLIMITED:
         raise ApiError(
@@ -41,7 +50,12 @@ async def create_key(
     return {**key.public(), "secret": secret}
 
 
-@router.get("/v1/admin/keys", response_model=list[KeyInfo], summary="List keys (revoked ones included)")
+@router.get(
+    "/v1/admin/keys",
+    response_model=list[KeyInfo],
+    summary="List keys (revoked ones included)",
+    responses=error_responses(401, 403, 429, 503),
+)
 async def list_keys(_: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)):
     try:
         return [k.public() for k in await services.keys.list()]
@@ -53,7 +67,7 @@ async def list_keys(_: ApiKey = Depends(require("admin")), services: Services = 
     "/v1/admin/keys/{key_id}",
     response_model=KeyInfo,
     summary="Revoke a key at once, on every replica",
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
 async def revoke_key(key_id: str, _: ApiKey = Depends(require("admin")), services: Services = Depends(get_services)):
     try:
@@ -70,6 +84,7 @@ async def revoke_key(key_id: str, _: ApiKey = Depends(require("admin")), service
     response_model=UsageResponse,
     tags=["usage"],
     summary="The calling key's requests, images and faces by UTC day and route",
+    responses=error_responses(401, 422, 429, 503),
 )
 async def usage(
     days: int = Query(30, ge=1, le=400),
