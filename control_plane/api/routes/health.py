@@ -16,9 +16,24 @@ async def health():
     return {"status": "ok"}
 
 
+_READY_EXAMPLE = {
+    "status": "unavailable",
+    "checks": {
+        "triton": {"primary": {"ready": False, "breaker": "open", "error": "connection refused"}},
+        "redis": {"configured": True, "up": True},
+    },
+}
+
+
 @router.get(
     "/health/ready",
     summary="Readiness: `ready`, `degraded` (serving with a fallback or without Redis) or `unavailable` (503)",
+    responses={
+        503: {
+            "description": "No Triton can serve: the same body as 200, with status `unavailable`",
+            "content": {"application/json": {"example": _READY_EXAMPLE}},
+        }
+    },
 )
 async def ready(services: Services = Depends(get_services)):
     triton = await services.gateway.readiness()
