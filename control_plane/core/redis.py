@@ -11,6 +11,9 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ class SharedRedis:
                 socket_timeout=socket_timeout_s,
                 socket_connect_timeout=socket_timeout_s,
                 health_check_interval=30,
+                # After a Redis restart every pooled connection is stale and fails once ("Connection closed by
+                # server"): retry such a command once, at once, on a fresh connection instead of failing the request
+                # and marking a healthy Redis down. Timeouts are not retried: they already cost socket_timeout_s.
+                retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
             )
         self._down_since: float | None = None
         self.last_error: str | None = None

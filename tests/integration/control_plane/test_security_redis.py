@@ -235,3 +235,20 @@ async def test_usage_pending_flushed_by_next_record():
             raw.close()
         finally:
             await shared.close()
+
+
+async def test_pooled_connections_survive_a_redis_restart():
+    """After a restart every pooled connection is stale; each command retries once on a fresh one instead of
+    failing and marking a healthy Redis down."""
+    with RedisProcess() as server:
+        shared = SharedRedis(server.url)
+        store = KeyStore(shared, "restart:")
+        try:
+            await asyncio.gather(*(shared.client.ping() for _ in range(8)))  # eight pooled connections
+            server.stop()
+            server.start()
+            created = await asyncio.gather(*(store.create(f"k{i}", ["detect"], "standard") for i in range(8)))
+            assert len({key.id for _, key in created}) == 8
+            assert shared.available and shared.last_error is None
+        finally:
+            await shared.close()
