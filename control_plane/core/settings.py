@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     breaker_failures: PositiveInt = 5
     breaker_reset_s: PositiveFloat = 10.0
     max_in_flight: PositiveInt = 64
+    shed_latency_fraction: float = Field(0.5, ge=0, le=1, description="503 new work while answers take longer")
 
     # Shared state
     redis_url: str | None = None

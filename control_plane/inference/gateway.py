@@ -21,6 +21,9 @@ from control_plane.core.timing import add_inference_time
 from control_plane.inference.breaker import CircuitBreaker
 from face_analysis.client import AnalysisResult, AsyncFaceAnalysisClient, EnsembleError, PackInfo
 
+SHED_MIN_IN_FLIGHT = 4  # one slow image alone is not overload
+LATENCY_EWMA_ALPHA = 0.2
+
 log = logging.getLogger(__name__)
 
 # Errors the API passes on under the ensemble's own code; any other refusal of the request is `invalid_argument`.
@@ -35,6 +38,7 @@ class Target:
     client: AsyncFaceAnalysisClient | None = None  # made in `start()`: gRPC aio channels belong to one event loop
     pack: PackInfo | None = None
     last_error: str | None = field(default=None)
+    last_success_at: float = float("-inf")  # time.monotonic() of the last call it answered
 
 
 class InferenceGateway:
@@ -49,6 +53,7 @@ class InferenceGateway:
         if settings.triton_fallback_url:
             self.targets.append(self._target("fallback", settings.triton_fallback_url))
         self.in_flight = 0
+        self.latency_ewma_s: float | None = None  # of answered calls: queueing in Triton shows here first
 
     def _target(self, name: str, url: str) -> Target:
         gauge = self.metrics.breaker.labels(name)
@@ -92,7 +97,7 @@ class InferenceGateway:
     async def analyze(
         self, image: bytes, threshold: float | None = None, max_faces: int | None = None
     ) -> tuple[AnalysisResult, PackInfo]:
-        if self.in_flight >= self.settings.max_in_flight:
+        if self.in_flight >= self.settings.max_in_flight or self._shedding():
             raise ApiError(
                 "overloaded",
                 "too many requests are being analysed; retry shortly",
@@ -106,6 +111,22 @@ class InferenceGateway:
             self.in_flight -= 1
             self.metrics.in_flight.set(self.in_flight)
 
+    def _shedding(self) -> bool:
+        """Refuse new work while answers take more than `shed_latency_fraction` of the deadline: past that, queued
+        requests would start timing out, so a quick 503 beats a late 504 (and keeps the queue short)."""
+        fraction = self.settings.shed_latency_fraction
+        return (
+            fraction > 0
+            and self.in_flight >= SHED_MIN_IN_FLIGHT
+            and self.latency_ewma_s is not None
+            and self.latency_ewma_s > fraction * self.settings.triton_timeout_s
+        )
+
+    def _answered(self, target: Target, seconds: float) -> None:
+        target.last_success_at = time.monotonic()
+        previous = seconds if self.latency_ewma_s is None else self.latency_ewma_s
+        self.latency_ewma_s = previous + LATENCY_EWMA_ALPHA * (seconds - previous)
+
     async def _analyze(self, image, threshold, max_faces) -> tuple[AnalysisResult, PackInfo]:
         # one deadline for the whole request: a fallback gets what the primary left, never a fresh budget
         deadline = time.monotonic() + self.settings.triton_timeout_s
@@ -113,25 +134,32 @@ class InferenceGateway:
         for target in self.targets:
             if time.monotonic() >= deadline:
                 break  # spent on an earlier target: no verdict on this one
-            if not target.breaker.allow():
+            ticket = target.breaker.allow()
+            if ticket is None:
                 continue
+            started = time.monotonic()
             try:
                 result, pack = await self._call(target, image, threshold, max_faces, deadline)
             except EnsembleError as exc:
                 if exc.is_client_error:
-                    target.breaker.record_success()  # the server answered: the request was at fault
+                    target.breaker.record_success(ticket)  # the server answered: the request was at fault
                     raise _client_error(exc) from None
-                target.breaker.record_failure()
+                if exc.code == "inference_timeout" and target.last_success_at > started:
+                    # other calls were answered while this one waited: the server is overloaded, not down
+                    target.breaker.release(ticket)
+                else:
+                    target.breaker.record_failure(ticket)
                 target.last_error = exc.message
                 last = exc
                 continue
             except asyncio.CancelledError:  # the client went away: no verdict on the server, free a probe slot
-                target.breaker.release()
+                target.breaker.release(ticket)
                 raise
             except BaseException:
-                target.breaker.record_failure()
+                target.breaker.record_failure(ticket)
                 raise
-            target.breaker.record_success()
+            target.breaker.record_success(ticket)
+            self._answered(target, time.monotonic() - started)
             target.last_error = None
             return result, pack
         retry_after = max(1, round(min(t.breaker.retry_after() for t in self.targets)))

@@ -551,3 +551,64 @@ async def test_readiness_reports_per_target(make, backend):
     checks = await gw.readiness()
     assert checks["fallback"] == {"ready": True, "breaker": CLOSED, "pack": "cpu_pack", "url": FALLBACK}
     assert gw.known_packs() == [PACKS[PRIMARY], PACKS[FALLBACK]]
+
+
+# ------------------------------------------------------------------------------------------------- overload
+
+
+async def test_timeouts_while_other_calls_are_answered_do_not_open_the_breaker(make, backend):
+    """Overload, not an outage: every slow call times out, but answers keep coming in meanwhile."""
+    gw = await make(max_in_flight=64, breaker_failures=2, triton_retries=0, shed_latency_fraction=0)
+    backend.script(PRIMARY, *[Delay(1.0, result())] * 4)  # four calls stuck past the 0.4 s deadline...
+    slow = [asyncio.create_task(gw.analyze(b"img")) for _ in range(4)]
+    await wait_for(lambda: len(backend.calls) == 4)
+    await asyncio.sleep(0.05)
+    await gw.analyze(b"img")  # ...while another one is answered
+    outcomes = await asyncio.gather(*slow, return_exceptions=True)
+    assert all(isinstance(o, ApiError) and o.code == "inference_timeout" for o in outcomes)
+    assert gw.primary.breaker.state == CLOSED and gw.primary.breaker.failures == 0
+
+
+async def test_timeouts_with_no_answer_at_all_still_open_the_breaker(make, backend):
+    gw = await make(breaker_failures=2, triton_retries=0, shed_latency_fraction=0)
+    backend.script(PRIMARY, Delay(1.0, result()), Delay(1.0, result()))
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            await gw.analyze(b"img")
+    assert gw.primary.breaker.state == OPEN
+
+
+async def test_slow_answers_shed_new_work_before_it_would_time_out(make, backend):
+    gw = await make(max_in_flight=64, triton_timeout_s=1.0, shed_latency_fraction=0.5)
+    backend.script(PRIMARY, *[Delay(0.6, result())] * 10)  # answers take 60 % of the deadline
+    first = [asyncio.create_task(gw.analyze(b"img")) for _ in range(5)]
+    await asyncio.gather(*first)
+    assert gw.latency_ewma_s > 0.5 * gw.settings.triton_timeout_s
+    busy = [asyncio.create_task(gw.analyze(b"img")) for _ in range(4)]  # four in flight: saturated
+    await wait_for(lambda: len(backend.calls) == 9)
+    start = time.monotonic()
+    with pytest.raises(ApiError) as info:
+        await gw.analyze(b"img")
+    assert info.value.code == "overloaded" and time.monotonic() - start < 0.05
+    await asyncio.gather(*busy)
+    await gw.analyze(b"img")  # with nothing else in flight a slow answer is not overload
+
+
+def test_late_verdicts_from_before_the_breaker_opened_are_ignored(clock):
+    from control_plane.inference.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(2, 2.0, clock=clock)
+    old = [breaker.allow() for _ in range(4)]  # four calls out while closed
+    breaker.record_failure(old[0])
+    breaker.record_failure(old[1])
+    assert breaker.state == OPEN and breaker.retry_after() == 2.0
+    clock.advance(1.5)
+    breaker.record_failure(old[2])  # a late failure does not restart the open period
+    assert breaker.retry_after() == 0.5
+    clock.advance(0.5)
+    probe = breaker.allow()
+    assert probe and breaker.state == HALF_OPEN
+    breaker.record_failure(old[3])  # nor decide the half-open breaker in the probe's place
+    assert breaker.state == HALF_OPEN
+    breaker.record_success(probe)
+    assert breaker.state == CLOSED
