@@ -29,7 +29,6 @@ import secrets
 import shlex
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts.stack import ApiProcess, TritonProcess, check_loopback_host, http_json  # noqa: E402
 
 DEFAULT_REQUESTS = 400  # per configuration; sized for < 5 minutes on the 2-core development VM (test pack)
 QUICK_REQUESTS = 12
@@ -247,11 +248,6 @@ def parse_int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
     return values
-
-
-def check_loopback_host(host: str) -> None:
-    if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
-        raise SystemExit(f"loopback addresses only (127.0.0.1, localhost, ::1); got {host!r}")
 
 
 # --------------------------------------------------------------------------------------------- /proc and machine
@@ -637,87 +633,20 @@ def rest_sender(name: str, path: str, client: RestClient, bodies: Callable[[int]
 # --------------------------------------------------------------------------------------------- servers
 
 
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _http_json(url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 10) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-class ApiProcess:
+def bench_api(triton_url: str, work: Path) -> ApiProcess:
     """`face-api serve` in its own process, in-memory state, a rate tier that never throttles."""
+    settings = {"LOG_LEVEL": "WARNING", "RATE_TIERS": json.dumps(BENCH_TIER), "DEFAULT_TIER": "bench"}
+    return ApiProcess(triton_url, work, settings)
 
-    def __init__(self, triton_url: str, work: Path):
-        from face_analysis.server import free_port
 
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin = secrets.token_urlsafe(24)
-        self.log = work / "face-api.log"
-        self.triton_url = triton_url
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> "ApiProcess":
-        binary = Path(sys.executable).parent / "face-api"
-        cmd = [str(binary), "serve"] if binary.exists() else [sys.executable, "-m", "control_plane.cli", "serve"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACE_API_")}
-        env.update(
-            FACE_API_HOST="127.0.0.1",
-            FACE_API_PORT=str(self.port),
-            FACE_API_TRITON_URL=self.triton_url,
-            FACE_API_ADMIN_TOKEN=self.admin,
-            FACE_API_LOG_LEVEL="WARNING",
-            FACE_API_RATE_TIERS=json.dumps(BENCH_TIER),
-            FACE_API_DEFAULT_TIER="bench",
-        )
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                self.stop()
-                raise SystemExit(f"face-api did not become ready; its log ({self.log}):\n{tail}")
-            time.sleep(0.3)
-
-    def create_key(self) -> str:
-        # the tier is named: the default ("standard") is not among FACE_API_RATE_TIERS here and would be refused
-        body = {"name": "bench", "scopes": ["analyze"], "tier": "bench"}
-        created = _http_json(f"{self.url}/v1/admin/keys", body, {"Authorization": f"Bearer {self.admin}"})
-        return created["secret"]
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def bench_key(api: ApiProcess) -> str:
+    # the tier is named: the default ("standard") is not among FACE_API_RATE_TIERS here and would be refused
+    return api.create_key("bench", ["analyze"], "bench")
 
 
 def api_facts(api_url: str) -> dict:
     try:
-        packs = _http_json(api_url.rstrip("/") + "/v1/info")["packs"]
+        packs = http_json(api_url.rstrip("/") + "/v1/info")["packs"]
     except (urllib.error.URLError, OSError, KeyError, ValueError):
         return {}
     return {"served_pack": ", ".join(p["pack"] for p in packs)}
@@ -1210,20 +1139,14 @@ def main(argv=None) -> int:
                 meter.add("triton", None)
                 facts.update(api_facts(args.api))
             elif not triton_url:
-                from face_analysis.repository.build import build_repository
-                from face_analysis.server import EmbeddedTriton, free_port
-
                 t0 = time.monotonic()
-                repo = build_repository(pack, args.models_dir, work / "model_repository")
-                triton = EmbeddedTriton(
-                    repo, free_port(), free_port(), free_port(), config_name="cpu", work_dir=work / "triton"
-                )
+                triton = TritonProcess(pack, args.models_dir, work)
                 print(f"starting the embedded Triton (CPU, pack {pack.name}) ...", flush=True)
                 triton.start()
                 triton_url = triton.grpc_url
                 facts["triton_mode"] = "embedded CPU, started by the script"
                 facts["triton_startup_s"] = round(time.monotonic() - t0, 1)
-                meter.add("triton", triton._proc.pid)
+                meter.add("triton", triton.pid)
                 print(f"  ready after {facts['triton_startup_s']} s on {triton_url}", flush=True)
             else:
                 facts["triton_mode"] = f"external {triton_url}"
@@ -1233,8 +1156,8 @@ def main(argv=None) -> int:
             api_url, key = args.api, args.key
             if not api_url:
                 t0 = time.monotonic()
-                api = ApiProcess(triton_url, work).start()
-                api_url, key = api.url, api.create_key()
+                api = bench_api(triton_url, work).start()
+                api_url, key = api.url, bench_key(api)
                 meter.add("api", api.proc.pid)
                 facts["api_mode"] = "face-api serve, started by the script (in-memory state)"
                 facts["api_startup_s"] = round(time.monotonic() - t0, 1)
