@@ -1068,6 +1068,17 @@ counter: a cache miss, same pixels). The load keys use a tier that never throttl
             "readiness": [[round(p.t, 3), p.http, p.status, p.redis_up, p.triton_ready] for p in polls],
         }
 
+    def add_outcome_verdicts(self, section: str, classes: Counter) -> None:
+        """A drill's verdicts on what every request got: no unexpected 5xx, hang or transport error, no odd 4xx."""
+        self.add(
+            section,
+            "unexpected 5xx / hangs / transport errors",
+            "0",
+            f"{classes['unexpected_5xx']} / {classes['timeout']} / {classes['transport']}",
+            classes["unexpected_5xx"] + classes["timeout"] + classes["transport"] == 0,
+        )
+        self.add(section, "unexpected 4xx", "0", str(classes["unexpected"]), classes["unexpected"] == 0)
+
     def triton_figures(self, recs, polls, t, end, shm) -> dict:
         section = "2a. Triton crash"
         kill, ready = t["triton_kill"], t["triton_ready"]
@@ -1133,14 +1144,7 @@ counter: a cache miss, same pixels). The load keys use a tier that never throttl
             fmt_s(recovery),
             math.isfinite(recovery) and recovery <= RECOVERY_GOAL_S,
         )
-        self.add(
-            section,
-            "unexpected 5xx / hangs / transport errors",
-            "0",
-            f"{classes['unexpected_5xx']} / {classes['timeout']} / {classes['transport']}",
-            classes["unexpected_5xx"] + classes["timeout"] + classes["transport"] == 0,
-        )
-        self.add(section, "unexpected 4xx", "0", str(classes["unexpected"]), classes["unexpected"] == 0)
+        self.add_outcome_verdicts(section, classes)
         rows = [
             ["SIGKILL (server and its Python-backend stubs) → first 503", fmt_s(fig["kill_to_first_503_s"])],
             ["held down", fmt_s(fig["down_s"], 1)],
@@ -1244,14 +1248,7 @@ and the default 5 failures to open the breaker.
             fmt_s(max_ms / 1000),
             math.isfinite(max_ms) and max_ms <= limit_ms,
         )
-        self.add(
-            section,
-            "unexpected 5xx / hangs / transport errors",
-            "0",
-            f"{classes['unexpected_5xx']} / {classes['timeout']} / {classes['transport']}",
-            classes["unexpected_5xx"] + classes["timeout"] + classes["transport"] == 0,
-        )
-        self.add(section, "unexpected 4xx", "0", str(classes["unexpected"]), classes["unexpected"] == 0)
+        self.add_outcome_verdicts(section, classes)
         rows = [
             ["SIGKILL → first `degraded` readiness", fmt_s(fig["kill_to_first_degraded_s"])],
             ["held down", fmt_s(fig["down_s"], 1)],

@@ -25,12 +25,13 @@ import httpx
 import hypothesis
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from control_plane.core.errors import ERROR_CODES
 from control_plane.core.settings import DEFAULT_TIERS, RateTier
+from tests.fuzzing import fuzz_settings
 from tests.images import jpeg_with_orientation, skimage_image, t1_path
 
 pytestmark = pytest.mark.integration
@@ -45,17 +46,6 @@ IMAGE_REFUSALS = {
     413: {"image_too_large", "payload_too_large"},
     415: {"unsupported_media_type"},
 }
-
-
-def fuzz_settings(examples: int):
-    return hypothesis.settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),  # one app per test, shared by its examples
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
 
 
 # --- bookkeeping: time per request, status counts, peak RSS -------------------------------------------------------

@@ -17,11 +17,10 @@ from __future__ import annotations
 import collections
 import time
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -36,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from control_plane.app import create_app
 from control_plane.core.errors import ERROR_CODES
 from control_plane.core.settings import DEFAULT_TIERS, RateTier, Settings
+from tests.fuzzing import fuzz_settings
 from tests.integration.control_plane.conftest import ADMIN
 
 pytestmark = pytest.mark.integration
@@ -91,18 +91,6 @@ def _strategy(label: str):
 
 
 STRATEGIES = {label: _strategy(label) for label in OPERATIONS}
-
-
-def fuzz_settings(examples: int):
-    return hypothesis.settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        # one app per test, shared by its examples; generated bodies may be slow to build or large
-        suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],  # no shrinking: reports name the case as sent
-    )
 
 
 STATS: dict = {"cases": 0, "statuses": collections.Counter(), "max_ms": 0.0, "started": time.perf_counter()}
