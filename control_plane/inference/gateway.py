@@ -122,8 +122,7 @@ class InferenceGateway:
             and self.latency_ewma_s > fraction * self.settings.triton_timeout_s
         )
 
-    def _answered(self, target: Target, seconds: float) -> None:
-        target.last_success_at = time.monotonic()
+    def _observe(self, seconds: float) -> None:
         previous = seconds if self.latency_ewma_s is None else self.latency_ewma_s
         self.latency_ewma_s = previous + LATENCY_EWMA_ALPHA * (seconds - previous)
 
@@ -147,6 +146,7 @@ class InferenceGateway:
                 if exc.code == "inference_timeout" and target.last_success_at > started:
                     # other calls were answered while this one waited: the server is overloaded, not down
                     target.breaker.release(ticket)
+                    self._observe(time.monotonic() - started)  # and the shedding must see how slow it got
                 else:
                     target.breaker.record_failure(ticket)
                 target.last_error = exc.message
@@ -159,7 +159,8 @@ class InferenceGateway:
                 target.breaker.record_failure(ticket)
                 raise
             target.breaker.record_success(ticket)
-            self._answered(target, time.monotonic() - started)
+            target.last_success_at = time.monotonic()
+            self._observe(target.last_success_at - started)
             target.last_error = None
             return result, pack
         retry_after = max(1, round(min(t.breaker.retry_after() for t in self.targets)))
