@@ -60,7 +60,7 @@ def prepare_backends(target: Path) -> Path:
     return target
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM the server if the process that started it dies, so a killed
     parent leaves no orphan server holding the ports."""
     try:
@@ -162,7 +162,7 @@ class EmbeddedTriton:
             stderr=subprocess.STDOUT,
             env=self._env(),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.close()
         atexit.register(self.stop)

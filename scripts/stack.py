@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from face_analysis.server import free_port  # noqa: E402 - after the path set-up above
+from face_analysis.server import die_with_parent, free_port  # noqa: E402 - after the path set-up above
 
 __all__ = [
     "ROOT",
@@ -50,16 +50,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 def check_loopback_host(host: str) -> None:
     if host not in LOOPBACK:
         raise SystemExit(f"loopback addresses only (127.0.0.1, localhost, ::1); got {host!r}")
-
-
-def die_with_parent() -> None:
-    """In a child before exec: ask Linux to SIGTERM it when the process that started it dies."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def http_json(url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 10) -> dict:

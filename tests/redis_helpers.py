@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
+import tempfile
 import uuid
+from pathlib import Path
 
 import redis
 
-from face_analysis.server import free_port
+from scripts.stack import RedisProcess as ManagedRedis
 
 SHARED_URL = "redis://127.0.0.1:6379/0"
 
@@ -30,43 +29,13 @@ def delete_prefix(url: str, prefix: str) -> None:
         r.close()
 
 
-class RedisProcess:
+class RedisProcess(ManagedRedis):
     """A private redis-server on a free port, in memory only. `stop()` kills it; `start()` brings it back on the
     same port (empty, as after a crash of a cache-only Redis)."""
 
     def __init__(self, port: int | None = None):
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            raise RuntimeError("redis-server is not installed")
-        self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "RedisProcess":
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                r = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-                r.ping()
-                r.close()
-                return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        self._folder = tempfile.TemporaryDirectory(prefix="fa-test-redis-")  # its log; no data is written
+        super().__init__(Path(self._folder.name), port, appendonly=False)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def __enter__(self) -> "RedisProcess":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self.kill()

@@ -49,14 +49,19 @@ def _write_model(out: Path, name: str, gpu, cpu=None, code: str | None = None) -
     return folder
 
 
+def _float32_signature(src: Path, model: onnx.ModelProto) -> tuple[list[TensorSig], list[TensorSig]]:
+    inputs, outputs = signature(model)
+    if not all(t.is_float32 for t in inputs + outputs):
+        raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
+    return inputs, outputs
+
+
 def _place_onnx(src: Path, dst: Path) -> tuple[list[TensorSig], list[TensorSig]]:
     """Put a recognizer's or attribute model's weights at `dst`: linked or copied as they are, or, when pinned to
     batch 1, rewritten (and checked against per-sample runs) so Triton can batch them.
     Returns the source model's (inputs, outputs); the rewrite keeps every tensor name."""
     model = onnx.load(str(src))
-    inputs, outputs = signature(model)
-    if not all(t.is_float32 for t in inputs + outputs):
-        raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
+    inputs, outputs = _float32_signature(src, model)
     if not has_dynamic_batch(model):
         try:
             onnx.save(make_batch_dynamic(model), str(dst))
@@ -81,9 +86,7 @@ def _place_detector(src: Path, dst: Path, spec: ModelSpec) -> tuple[list[TensorS
             f"{src.name}: the detector already takes uint8 images; give the float NCHW export, the build adds the "
             "normalisation itself"
         )
-    inputs, outputs = signature(model)
-    if not all(t.is_float32 for t in inputs + outputs):
-        raise BuildError(f"{src.name}: the pipeline feeds and reads float32 tensors; this model uses other types")
+    inputs, outputs = _float32_signature(src, model)
     try:
         batched = model if is_detector_batched(model) else make_detector_batched(model)
         onnx.save(add_detector_preprocessing(batched, spec.mean, spec.std, rgb=spec.rgb), str(dst))
